@@ -1,0 +1,78 @@
+"""User.com: follow the ``next`` links of ``/segments/`` to the end."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from segment_assets.http import ProviderHTTP
+from segment_assets.pagination import NextLinkStrategy, crawl
+from segment_assets.providers.schema import drop_duplicate_segments, to_frame
+from segment_assets.providers.shape import ANY, BOOL, INT, TEXT, check_fields
+
+PROVIDER = "usercom"
+API_SUFFIX = "/api/public"
+
+_RESULT = {
+    "id": ANY,
+    "name": TEXT,
+    "description": TEXT,
+    "object_count": INT,
+    "too_heavy": BOOL,
+    "update_interval": INT,
+    "last_counted": TEXT,
+    "updated_at": TEXT,
+}
+_NULLABLE = frozenset(
+    {"description", "object_count", "too_heavy", "update_interval", "last_counted", "updated_at"}
+)
+
+
+def headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Token {api_key}", "Accept": "*/*; version=2"}
+
+
+def account_of(base_url: str) -> str:
+    """The app's host (``acme.user.com``), plus any path before ``/api/public``."""
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    if path.endswith(API_SUFFIX):
+        path = path[: -len(API_SUFFIX)]
+    return parts.netloc + path
+
+
+def _check(result: dict[str, Any]) -> None:
+    check_fields(result, _RESULT, _NULLABLE)
+
+
+def fetch_usercom(http: ProviderHTTP, *, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+    """Snapshot every User.com segment into the normalised usercom frame."""
+    fetched_at = dt.datetime.now(dt.UTC)
+    listing = NextLinkStrategy(
+        path="/segments/", items_key="results", item_check=_check, log=log, label="User.com"
+    )
+    crawl(http, [listing], max_workers=1)
+    rows = [
+        {
+            "segment_id": str(r["id"]),
+            "segment_name": r["name"],
+            "user_count": r.get("object_count"),
+            "description": r.get("description"),
+            "too_heavy": r.get("too_heavy"),
+            "update_interval": r.get("update_interval"),
+            "last_counted": r.get("last_counted"),
+            "updated_at": r.get("updated_at"),
+        }
+        for r in listing.items()
+    ]
+    frame = to_frame(
+        PROVIDER,
+        rows,
+        account=account_of(http.base_url),
+        snapshot_date=snapshot_date,
+        fetched_at=fetched_at,
+    )
+    return drop_duplicate_segments(frame, log)
