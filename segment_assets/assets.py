@@ -1,0 +1,145 @@
+"""The provider assets, all made by one factory.
+
+Partition ``D`` holds the snapshot taken once day ``D`` (UTC) has ended. Providers only
+report the current count, so materialising a partition long after its day would store
+today's counts under an old date: such partitions are refused unless the run config says
+``allow_late_partition: true``.
+"""
+
+import datetime as dt
+import os
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from segment_assets.providers import schema
+
+DEFAULT_START_DATE = "2025-01-01"
+START_DATE_ENV = "SEGMENT_ASSETS_START_DATE"
+PREVIEW_ROWS = 10
+
+
+def partitions_start(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    raw = (env.get(START_DATE_ENV) or DEFAULT_START_DATE).strip()
+    try:
+        dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{START_DATE_ENV} must be a date like 2025-01-01, got {raw!r}") from None
+    return raw
+
+
+DAILY = dg.DailyPartitionsDefinition(start_date=partitions_start(), timezone="UTC")
+
+
+class SnapshotConfig(dg.Config):
+    """Run config of a provider snapshot."""
+
+    max_partition_age_hours: float = Field(
+        default=36.0,
+        description="Refuse a partition whose day ended longer ago than this (providers only "
+        "report the current count).",
+    )
+    allow_late_partition: bool = Field(
+        default=False,
+        description="Store today's counts under an older partition anyway.",
+    )
+
+
+class LatePartitionError(ValueError):
+    """A partition too old to snapshot honestly."""
+
+
+def check_partition_age(
+    day: dt.date, now: dt.datetime, config: SnapshotConfig, log: object = None
+) -> None:
+    """Raise unless ``day`` ended (UTC) within the allowed age, or lateness is allowed."""
+    if config.max_partition_age_hours < 0:
+        raise ValueError(
+            f"max_partition_age_hours must be zero or more, got {config.max_partition_age_hours}"
+        )
+    day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    age_hours = (now - day_end).total_seconds() / 3600
+    if age_hours < 0:
+        raise LatePartitionError(
+            f"partition {day} has not ended yet (ends {day_end:%Y-%m-%d %H:%M} UTC); "
+            "its snapshot is taken once the day is over"
+        )
+    if age_hours > config.max_partition_age_hours:
+        message = (
+            f"partition {day} ended {age_hours:,.0f} h ago, more than max_partition_age_hours="
+            f"{config.max_partition_age_hours:g}. Providers only report today's counts, so "
+            f"this run would store today's numbers under {day}"
+        )
+        if not config.allow_late_partition:
+            raise LatePartitionError(
+                message + ". Materialise recent partitions only, or set "
+                "allow_late_partition: true in the run config to store today's counts anyway."
+            )
+        if log is not None:
+            log.warning(message + " (allowed by allow_late_partition)")
+
+
+def table_schema(provider: str) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=c.name, type=c.sql_type, description=c.description)
+            for c in schema.columns(provider)
+        ]
+    )
+
+
+def snapshot_metadata(frame: pd.DataFrame) -> dict[str, object]:
+    counts = frame["user_count"]
+    largest = frame.loc[counts.notna()].nlargest(PREVIEW_ROWS, "user_count")
+    preview = largest[["segment_name", "segment_id", "user_count"]].to_markdown(index=False)
+    return {
+        "dagster/row_count": len(frame),
+        "segments": len(frame),
+        "total_users": int(counts.sum(skipna=True)),
+        "uncountable_segments": int(counts.isna().sum()),
+        "largest_segments": dg.MetadataValue.md(preview if len(largest) else "_no segments_"),
+    }
+
+
+PROVIDER_LABELS = {"actionhub": "ActionHub", "usercom": "User.com", "onesignal": "OneSignal"}
+
+
+def build_provider_asset(provider: str) -> dg.AssetsDefinition:
+    """The daily snapshot asset of one provider (resource key = provider name)."""
+    label = PROVIDER_LABELS[provider]
+
+    @dg.asset(
+        name=f"{provider}_segments",
+        partitions_def=DAILY,
+        group_name="segments",
+        kinds={"duckdb", provider},
+        required_resource_keys={provider},
+        pool=provider,
+        description=(
+            f"Every {label} segment's user count, snapshotted once each UTC day has ended. "
+            f"One row per segment per day in DuckDB table segments.{provider}_segments."
+        ),
+        metadata={
+            "partition_expr": "snapshot_date",
+            "dagster/column_schema": table_schema(provider),
+        },
+    )
+    def provider_segments(
+        context: dg.AssetExecutionContext, config: SnapshotConfig
+    ) -> dg.MaterializeResult:
+        day = context.partition_time_window.start.date()
+        check_partition_age(day, dt.datetime.now(dt.UTC), config, context.log)
+        resource = getattr(context.resources, provider)
+        frame = resource.snapshot(day, log=context.log)
+        context.log.info(
+            f"{label} {resource.account()}: {len(frame)} segments for {day}, "
+            f"{int(frame['user_count'].sum(skipna=True)):,} users in total"
+        )
+        return dg.MaterializeResult(value=frame, metadata=snapshot_metadata(frame))
+
+    return provider_segments
+
+
+PROVIDER_ASSETS: list[dg.AssetsDefinition] = [build_provider_asset(p) for p in schema.PROVIDERS]

@@ -1,0 +1,278 @@
+"""Provider resources: credentials (from ``EnvVar``), base URLs, request budget.
+
+Each resource turns its settings into a :class:`~segment_assets.http.ProviderHTTP` client
+and calls its provider module; nothing here knows about partitions or storage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from segment_assets.http import ProviderHTTP, RetrySettings, validate_base_url
+from segment_assets.providers import actionhub, onesignal, usercom
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+class ProviderResource(dg.ConfigurableResource, ABC):
+    """What every provider shares: request budget, timeouts, retries."""
+
+    provider: ClassVar[str]
+    label: ClassVar[str]
+
+    max_requests_per_second: float | None = Field(
+        default=None, description="Client-side rate limit (requests per second); empty = none."
+    )
+    max_concurrency: int = Field(default=1, description="Requests in flight at once.")
+    connect_timeout_seconds: float = Field(default=5.0)
+    read_timeout_seconds: float = Field(default=30.0)
+    max_retries: int = Field(default=6, description="Retries of one request before failing.")
+    max_retry_after_seconds: float = Field(
+        default=120.0, description="Longest Retry-After the client will honour."
+    )
+    env_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Field → environment variable, so errors name the variable to fix.",
+    )
+
+    @abstractmethod
+    def account(self) -> str:
+        """The account this resource snapshots (program id, app host or app id)."""
+
+    @abstractmethod
+    def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+        """Fetch every segment's current count as the normalised frame."""
+
+    # -- shared ------------------------------------------------------------------------
+    def _name(self, field: str) -> str:
+        return self.env_names.get(field, f"{type(self).__name__}.{field}")
+
+    def require(self, *fields: str) -> None:
+        """Fail before any request if a required setting is empty, naming its variable."""
+        empty = [self._name(f) for f in fields if not str(getattr(self, f) or "").strip()]
+        if empty:
+            raise ConfigurationError(
+                f"{self.label}: {', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty; "
+                "set it in the environment of the Dagster code location"
+            )
+
+    def check_budget(self) -> None:
+        problems = []
+        if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
+            problems.append(
+                f"{self._name('max_requests_per_second')} must be positive, "
+                f"got {self.max_requests_per_second}"
+            )
+        if self.max_concurrency < 1:
+            problems.append(
+                f"{self._name('max_concurrency')} must be at least 1, got {self.max_concurrency}"
+            )
+        if self.max_retries < 0 or self.read_timeout_seconds <= 0:
+            problems.append("max_retries must be ≥ 0 and timeouts positive")
+        if problems:
+            raise ConfigurationError(f"{self.label}: " + "; ".join(problems))
+
+    def base(self, url: str) -> str:
+        try:
+            return validate_base_url(url, self._name("base_url"))
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.label}: {exc}") from None
+
+    def http(self, base_url: str, headers: dict[str, str], secrets: list[str], log: Any):
+        return ProviderHTTP(
+            self.provider,
+            base_url,
+            headers,
+            secrets=secrets,
+            max_rps=self.max_requests_per_second,
+            max_concurrency=self.max_concurrency,
+            retry=RetrySettings(
+                max_retries=self.max_retries,
+                retry_after_max=self.max_retry_after_seconds,
+                connect_timeout=self.connect_timeout_seconds,
+                read_timeout=self.read_timeout_seconds,
+            ),
+            auth_hint=self.auth_hint(),
+            log=log,
+        )
+
+    def auth_hint(self) -> str:
+        names = [self._name(f) for f in ("api_key", "program_id", "app_id") if hasattr(self, f)]
+        return f"Check {' and '.join(names)}"
+
+
+class ActionHubResource(ProviderResource):
+    """ActionHub (Data Baller) segments of one program."""
+
+    provider: ClassVar[str] = actionhub.PROVIDER
+    label: ClassVar[str] = "ActionHub"
+
+    api_key: str = Field(description="ActionHub API key (header actionhub-key).")
+    program_id: str = Field(description="ActionHub program id (header program-id).")
+    base_url: str = Field(default=actionhub.DEFAULT_BASE_URL)
+    segment_types: list[str] = Field(default_factory=lambda: list(actionhub.SEGMENT_TYPES))
+    segment_bases: list[str] = Field(default_factory=lambda: list(actionhub.SEGMENT_BASES))
+    min_weight: float = Field(default=0.5)
+    force_refresh: bool = Field(default=False)
+    page_size: int = Field(default=50)
+    max_requests_per_second: float | None = Field(default=10.0)
+    max_concurrency: int = Field(default=4)
+
+    def account(self) -> str:
+        return self.program_id
+
+    def query(self) -> actionhub.ActionHubQuery:
+        try:
+            return actionhub.ActionHubQuery(
+                program_id=self.program_id,
+                segment_types=tuple(self.segment_types),
+                segment_bases=tuple(self.segment_bases),
+                min_weight=self.min_weight,
+                force_refresh=self.force_refresh,
+                page_size=self.page_size,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"ActionHub: {exc}") from None
+
+    def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+        self.require("api_key", "program_id")
+        self.check_budget()
+        query = self.query()
+        base = self.base(self.base_url)
+        headers = actionhub.headers(self.api_key, self.program_id)
+        with self.http(base, headers, [self.api_key], log) as client:
+            return actionhub.fetch_actionhub(
+                client,
+                query,
+                snapshot_date=snapshot_date,
+                max_concurrency=self.max_concurrency,
+                log=log,
+            )
+
+
+class UserComResource(ProviderResource):
+    """User.com segments of one app (``https://<subdomain>.user.com/api/public``)."""
+
+    provider: ClassVar[str] = usercom.PROVIDER
+    label: ClassVar[str] = "User.com"
+
+    api_key: str = Field(description="User.com API token (header Authorization: Token …).")
+    base_url: str = Field(description="https://<app subdomain>.user.com/api/public")
+    max_requests_per_second: float | None = Field(default=5.0)
+
+    def account(self) -> str:
+        return usercom.account_of(self.base_url)
+
+    def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+        self.require("api_key", "base_url")
+        self.check_budget()
+        base = self.base(self.base_url)
+        with self.http(base, usercom.headers(self.api_key), [self.api_key], log) as client:
+            return usercom.fetch_usercom(client, snapshot_date=snapshot_date, log=log)
+
+
+class OneSignalResource(ProviderResource):
+    """OneSignal segments of one app, one view request per segment."""
+
+    provider: ClassVar[str] = onesignal.PROVIDER
+    label: ClassVar[str] = "OneSignal"
+
+    api_key: str = Field(description="OneSignal App API key (header Authorization: Key …).")
+    app_id: str = Field(description="OneSignal app id (UUID).")
+    base_url: str = Field(default=onesignal.DEFAULT_BASE_URL)
+    max_requests_per_second: float | None = Field(default=1.0)
+    max_concurrency: int = Field(default=2)
+
+    def account(self) -> str:
+        return self.app_id
+
+    def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+        self.require("api_key", "app_id")
+        self.check_budget()
+        base = self.base(self.base_url)
+        with self.http(base, onesignal.headers(self.api_key), [self.api_key], log) as client:
+            return onesignal.fetch_onesignal(
+                client,
+                self.app_id,
+                snapshot_date=snapshot_date,
+                max_concurrency=self.max_concurrency,
+                log=log,
+            )
+
+
+RESOURCE_CLASSES: dict[str, type[ProviderResource]] = {
+    "actionhub": ActionHubResource,
+    "usercom": UserComResource,
+    "onesignal": OneSignalResource,
+}
+
+
+def _number(name: str, kind: type, environ: dict[str, str]) -> Any:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def provider_resources_from_env(
+    environ: dict[str, str] | None = None,
+) -> dict[str, ProviderResource]:
+    """The three resources, secrets as ``EnvVar`` (the UI shows names, never values).
+
+    Optional settings (base URLs, ``<P>_MAX_RPS``, ``<P>_MAX_CONCURRENCY``) are read now and
+    fall back to the documented defaults.
+    """
+    env = dict(os.environ if environ is None else environ)
+
+    def budget(prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        rps = _number(f"{prefix}_MAX_RPS", float, env)
+        if rps is not None:
+            out["max_requests_per_second"] = rps
+        concurrency = _number(f"{prefix}_MAX_CONCURRENCY", int, env)
+        if concurrency is not None:
+            out["max_concurrency"] = concurrency
+        out["env_names"] = {
+            "api_key": f"{prefix}_API_KEY",
+            "program_id": f"{prefix}_PROGRAM_ID",
+            "app_id": f"{prefix}_APP_ID",
+            "base_url": f"{prefix}_BASE_URL",
+            "max_requests_per_second": f"{prefix}_MAX_RPS",
+            "max_concurrency": f"{prefix}_MAX_CONCURRENCY",
+        }
+        return out
+
+    return {
+        "actionhub": ActionHubResource(
+            api_key=dg.EnvVar("ACTIONHUB_API_KEY"),
+            program_id=dg.EnvVar("ACTIONHUB_PROGRAM_ID"),
+            base_url=env.get("ACTIONHUB_BASE_URL") or actionhub.DEFAULT_BASE_URL,
+            **budget("ACTIONHUB"),
+        ),
+        "usercom": UserComResource(
+            api_key=dg.EnvVar("USERCOM_API_KEY"),
+            base_url=dg.EnvVar("USERCOM_BASE_URL"),
+            **budget("USERCOM"),
+        ),
+        "onesignal": OneSignalResource(
+            api_key=dg.EnvVar("ONESIGNAL_API_KEY"),
+            app_id=dg.EnvVar("ONESIGNAL_APP_ID"),
+            base_url=env.get("ONESIGNAL_BASE_URL") or onesignal.DEFAULT_BASE_URL,
+            **budget("ONESIGNAL"),
+        ),
+    }

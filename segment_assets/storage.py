@@ -1,0 +1,183 @@
+"""Where snapshots live: the DuckDB file, its IO manager, and the history queries.
+
+Tables are ``segments.<asset name>`` in the DuckDB file at ``$SEGMENT_ASSETS_DUCKDB``
+(default ``data/segment_assets.duckdb``). Partitions are written by Dagster's DuckDB pandas
+IO manager, with one change: the delete of the partition's old rows and the insert of the
+new ones happen in one transaction, so a failed write leaves the old rows in place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from dagster._core.storage.db_io_manager import DbIOManager
+from dagster_duckdb.io_manager import DuckDbClient
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+SCHEMA = "segments"
+DEFAULT_DATABASE = "data/segment_assets.duckdb"
+DATABASE_ENV = "SEGMENT_ASSETS_DUCKDB"
+LOCK_RETRY_SECONDS = 60.0
+
+
+class StorageError(RuntimeError):
+    """The DuckDB file cannot be used; the message says why and what to change."""
+
+
+def database_path(environ: dict[str, str] | None = None) -> str:
+    """The DuckDB file to use, validated (not opened)."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(DATABASE_ENV) or DEFAULT_DATABASE).strip()
+    return validate_database_path(raw)
+
+
+def validate_database_path(raw: str) -> str:
+    if raw == ":memory:":
+        raise StorageError(
+            f"{DATABASE_ENV}=':memory:' would lose every snapshot at the end of each run; "
+            "give a file path"
+        )
+    path = Path(raw).expanduser()
+    if path.stem.lower() == SCHEMA:
+        raise StorageError(
+            f"{DATABASE_ENV} points at {raw!r}: DuckDB names the catalog after the file, so "
+            f"'{SCHEMA}' would be both a catalog and the schema and every query would be "
+            f"ambiguous. Rename the file, e.g. {path.with_name('segment_assets.duckdb')}"
+        )
+    if path.exists() and path.is_dir():
+        raise StorageError(f"{DATABASE_ENV} points at a directory ({raw}); give a file path")
+    return str(path)
+
+
+def ensure_writable(database: str) -> None:
+    """Create the parent folder if needed; fail clearly if the file cannot be written."""
+    path = Path(database)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the folder for {DATABASE_ENV}={database}: {exc.strerror}"
+        ) from None
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise StorageError(
+            f"{DATABASE_ENV}={database} is not writable by this process; fix its permissions "
+            "or point the variable at another file"
+        )
+
+
+@contextmanager
+def connect(database: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the file, waiting while another process holds DuckDB's single-writer lock."""
+    if not read_only:
+        ensure_writable(database)
+    elif not Path(database).exists():
+        raise FileNotFoundError(database)
+    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            conn = duckdb.connect(database, read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise StorageError(f"cannot open DuckDB file {database}: {exc}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+class AtomicDuckDbClient(DuckDbClient):
+    """DuckDbClient whose delete-then-insert of a partition is one transaction."""
+
+    @staticmethod
+    @contextmanager
+    def connect(context, _):  # noqa: ANN001 - Dagster's DbClient signature
+        with connect(context.resource_config["database"]) as conn:
+            conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+
+class SegmentsIOManager(DuckDBPandasIOManager):
+    """DuckDB pandas IO manager with atomic partition replacement."""
+
+    def create_io_manager(self, context) -> DbIOManager:  # noqa: ANN001
+        return DbIOManager(
+            db_client=AtomicDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="SegmentsIOManager",
+        )
+
+
+def io_manager(database: str | None = None) -> SegmentsIOManager:
+    return SegmentsIOManager(database=database or database_path(), schema=SCHEMA)
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = conn.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [SCHEMA, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def read_history(
+    database: str,
+    tables: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    columns: Sequence[str] = (
+        "provider",
+        "account",
+        "segment_id",
+        "segment_name",
+        "snapshot_date",
+        "user_count",
+    ),
+    extra_columns: dict[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Rows of ``tables`` with ``start <= snapshot_date <= end``, in one query.
+
+    ``extra_columns`` adds provider-specific columns per table (NULL for the others).
+    Missing tables (never materialised) are skipped; no file means an empty frame.
+    """
+    extra_columns = extra_columns or {}
+    all_extra = sorted({c for cols in extra_columns.values() for c in cols})
+    if not Path(database).exists():
+        return pd.DataFrame(columns=[*columns, *all_extra])
+    with connect(database) as conn:
+        present = [t for t in tables if table_exists(conn, t)]
+        if not present:
+            return pd.DataFrame(columns=[*columns, *all_extra])
+        selects = []
+        for table in present:
+            own = set(extra_columns.get(table, ()))
+            cols = [*columns, *(c if c in own else f"NULL AS {c}" for c in all_extra)]
+            selects.append(
+                f"SELECT {', '.join(cols)} FROM {SCHEMA}.{table} "
+                "WHERE snapshot_date BETWEEN $start AND $end"
+            )
+        frame = conn.execute(" UNION ALL ".join(selects), {"start": start, "end": end}).df()
+    if "snapshot_date" in frame:
+        frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.date
+    if "user_count" in frame:
+        frame["user_count"] = frame["user_count"].astype("Int64")
+    return frame
