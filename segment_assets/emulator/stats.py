@@ -1,0 +1,65 @@
+"""Request counters per provider. Callers hold the state lock."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .config import PROVIDERS
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "requests": 0,
+        "by_endpoint": {},
+        "by_account": {},
+        "by_status": {},
+        "429": 0,
+        "in_flight": 0,
+        "max_in_flight": 0,
+        "max_in_flight_by_account": {},
+    }
+
+
+class Stats:
+    """``by_endpoint``/``by_account`` count requests; ``by_status`` counts answers by code."""
+
+    def __init__(self) -> None:
+        self._data = {p: _empty() for p in PROVIDERS}
+        self._in_flight_by_account: dict[tuple[str, str], int] = {}
+
+    def enter(self, provider: str, endpoint: str, account: str | None) -> None:
+        d = self._data[provider]
+        d["requests"] += 1
+        d["by_endpoint"][endpoint] = d["by_endpoint"].get(endpoint, 0) + 1
+        d["in_flight"] += 1
+        d["max_in_flight"] = max(d["max_in_flight"], d["in_flight"])
+        if account is not None:
+            d["by_account"][account] = d["by_account"].get(account, 0) + 1
+            key = (provider, account)
+            now = self._in_flight_by_account.get(key, 0) + 1
+            self._in_flight_by_account[key] = now
+            peaks = d["max_in_flight_by_account"]
+            peaks[account] = max(peaks.get(account, 0), now)
+
+    def leave(self, provider: str, account: str | None, status: int) -> None:
+        d = self._data[provider]
+        d["in_flight"] -= 1
+        if account is not None:
+            key = (provider, account)
+            self._in_flight_by_account[key] = self._in_flight_by_account.get(key, 1) - 1
+        code = str(status) if status else "reset"
+        d["by_status"][code] = d["by_status"].get(code, 0) + 1
+        if status == 429:
+            d["429"] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(self._data)
+
+    def reset(self) -> None:
+        """Zero the counters; requests still in flight stay counted as in flight."""
+        for provider in PROVIDERS:
+            in_flight = self._data[provider]["in_flight"]
+            fresh = _empty()
+            fresh["in_flight"] = fresh["max_in_flight"] = in_flight
+            self._data[provider] = fresh
