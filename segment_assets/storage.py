@@ -112,6 +112,17 @@ class AtomicDuckDbClient(DuckDbClient):
                 raise
             conn.commit()
 
+    @staticmethod
+    def delete_table_slice(context, table_slice, connection) -> None:  # noqa: ANN001
+        # A failed DELETE would abort the transaction, so skip it when there is no table yet.
+        row = connection.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchone()
+        if row and row[0]:
+            DuckDbClient.delete_table_slice(context, table_slice, connection)
+
 
 class SegmentsIOManager(DuckDBPandasIOManager):
     """DuckDB pandas IO manager with atomic partition replacement."""

@@ -1,0 +1,106 @@
+"""Shared fixtures: a real emulator on a loopback socket, its environment, a DuckDB file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from segment_assets.emulator import EmulatorConfig, EmulatorServer
+
+YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    """Override in a test module (or parametrize) to change sizes and accounts."""
+    return EmulatorConfig()
+
+
+@pytest.fixture
+def emulator(emulator_config: EmulatorConfig) -> Iterator[EmulatorServer]:
+    with EmulatorServer(emulator_config) as emu:
+        emu.state.set_date(YESTERDAY)
+        yield emu
+
+
+@pytest.fixture
+def log() -> logging.Logger:
+    return logging.getLogger("segment_assets_tests")
+
+
+@pytest.fixture
+def duckdb_path(tmp_path, monkeypatch) -> str:
+    path = str(tmp_path / "warehouse" / "segment_assets.duckdb")
+    monkeypatch.setenv("SEGMENT_ASSETS_DUCKDB", path)
+    return path
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def emulator_env(emu: EmulatorServer) -> dict[str, str]:
+    """The environment a user would set to point segment_assets at this emulator."""
+    from segment_assets.emulator.config import (
+        DEMO_ACTIONHUB_KEY,
+        DEMO_ACTIONHUB_PROGRAMS,
+        DEMO_ONESIGNAL_APPS,
+        DEMO_USERCOM_KEY,
+        DEMO_USERCOM_SUBDOMAIN,
+    )
+
+    cfg = emu.state.config if hasattr(emu.state, "config") else None
+    ah = cfg.actionhub[0] if cfg else None
+    uc = cfg.usercom[0] if cfg else None
+    os_app = cfg.onesignal[0] if cfg else None
+    return {
+        "ACTIONHUB_API_KEY": ah.api_key if ah else DEMO_ACTIONHUB_KEY,
+        "ACTIONHUB_PROGRAM_ID": ah.program_id if ah else DEMO_ACTIONHUB_PROGRAMS[0],
+        "ACTIONHUB_BASE_URL": emu.base_url("actionhub"),
+        "USERCOM_API_KEY": uc.api_key if uc else DEMO_USERCOM_KEY,
+        "USERCOM_BASE_URL": emu.base_url("usercom", uc.subdomain if uc else DEMO_USERCOM_SUBDOMAIN),
+        "ONESIGNAL_API_KEY": os_app.api_key if os_app else next(iter(DEMO_ONESIGNAL_APPS.values())),
+        "ONESIGNAL_APP_ID": os_app.app_id if os_app else next(iter(DEMO_ONESIGNAL_APPS)),
+        "ONESIGNAL_BASE_URL": emu.base_url("onesignal"),
+        # the emulator has no rate limit unless a test sets one: go fast
+        "ACTIONHUB_MAX_RPS": "1000",
+        "USERCOM_MAX_RPS": "1000",
+        "ONESIGNAL_MAX_RPS": "1000",
+        "ONESIGNAL_MAX_CONCURRENCY": "8",
+    }
+
+
+@pytest.fixture
+def env(emulator: EmulatorServer, monkeypatch, duckdb_path) -> dict[str, str]:
+    values = emulator_env(emulator)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def resources(env) -> dict:
+    """Provider resources built exactly as definitions.py builds them, plus the IO manager."""
+    from segment_assets.resources import provider_resources_from_env
+    from segment_assets.storage import io_manager
+
+    return {"io_manager": io_manager(), **provider_resources_from_env()}
+
+
+def failure_text(result) -> str:
+    """Every STEP_FAILURE's error message, including the chained causes the UI shows."""
+    texts = []
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        error = event.event_specific_data.error
+        while error is not None:
+            texts.append(error.message)
+            error = error.cause
+    return "\n".join(texts)
