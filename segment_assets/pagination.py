@@ -238,8 +238,11 @@ def crawl(
         running[pool.submit(strategy.fetch, http, request)] = (strategy, request)
 
     try:
-        for strategy in strategies:
-            submit(strategy, strategy.first())
+        # The first request goes alone: if the credentials are refused, that is the only
+        # request made; once it succeeds, everything else fans out.
+        waiting = list(strategies)
+        if waiting:
+            submit(waiting[0], waiting[0].first())
         while running:
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
@@ -247,6 +250,9 @@ def crawl(
                 body = future.result()  # raises the request's error
                 for follow in strategy.accept(request, body):
                     submit(strategy, follow)
+                for other in waiting[1:]:
+                    submit(other, other.first())
+                waiting = []
                 if on_page is not None:
                     on_page(1)
     finally:
