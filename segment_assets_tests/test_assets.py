@@ -117,9 +117,7 @@ def test_other_partitions_are_left_alone(resources, instance, duckdb_path):
     assert per_day[earlier] == per_day[PARTITION]
 
 
-def test_a_partition_from_last_year_is_refused_and_writes_nothing(
-    resources, instance, duckdb_path
-):
+def test_a_partition_from_last_year_is_refused_and_writes_nothing(resources, instance, duckdb_path):
     old = (YESTERDAY - dt.timedelta(days=365)).isoformat()
     result = materialize(resources, instance, partition=old, raise_on_error=False)
     assert not result.success
