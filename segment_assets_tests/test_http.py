@@ -101,10 +101,10 @@ def test_the_limiter_spaces_calls_across_threads():
     for t in threads:
         t.join()
     stamps.sort()
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert len(stamps) == 20
-    assert min(gaps) >= 0.015  # 20 ms slots, with scheduler slack
-    assert stamps[-1] - stamps[0] >= 19 * 0.02 * 0.9
+    # the i-th call never starts before the i-th 20 ms slot, whatever the threads do
+    for i, stamp in enumerate(stamps):
+        assert stamp - stamps[0] >= i * 0.02 - 0.002
 
 
 def test_a_pause_holds_every_caller():
