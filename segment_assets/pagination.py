@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from segment_assets.http import BadShape, ProviderHTTP
 
@@ -136,7 +137,23 @@ class NextLinkStrategy(Strategy):
     """Django-REST pages: follow the absolute ``next`` link until it is null (User.com)."""
 
     next_key: str = "next"
+    page_param: str = "page"
     seen: set[str] = field(default_factory=set)
+    requested: dict[Hashable, str] = field(default_factory=dict)
+
+    def page_key(self, url: str) -> str:
+        """A page's identity: path and sorted query, ``page=1`` being the same as no page."""
+        parts = urlsplit(url)
+        query = sorted(
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if (k, v) != (self.page_param, "1")
+        )
+        return f"{parts.path.rstrip('/')}?{urlencode(query)}"
+
+    def fetch(self, http: ProviderHTTP, request: PageRequest) -> Any:
+        self.requested[request.order] = self.page_key(http.url_for(request.url))
+        return super().fetch(http, request)
 
     def validate(self, body: Any) -> None:
         super().validate(body)
@@ -146,11 +163,11 @@ class NextLinkStrategy(Strategy):
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
         super().accept(request, body)
-        self.seen.add(request.url)
+        self.seen.add(self.requested.get(request.order, self.page_key(request.url)))
         link = body.get(self.next_key)
         if not link:
             return []
-        if link in self.seen:
+        if self.page_key(link) in self.seen:
             self.note(f"next link loops back to a page already read ({link}); stopped there")
             return []
         return [PageRequest(link, order=len(self.seen))]
@@ -170,6 +187,11 @@ class OffsetStrategy(Strategy):
 
     def first(self) -> PageRequest:
         return self._request(0)
+
+    def validate(self, body: Any) -> None:
+        super().validate(body)
+        if body.get(self.total_key) is not None:  # optional, but never garbled
+            _int_field(body, self.total_key)
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
         super().accept(request, body)

@@ -36,6 +36,9 @@ class ProviderResource(dg.ConfigurableResource, ABC):
     connect_timeout_seconds: float = Field(default=5.0)
     read_timeout_seconds: float = Field(default=30.0)
     max_retries: int = Field(default=6, description="Retries of one request before failing.")
+    retry_backoff_seconds: float = Field(
+        default=0.5, description="First retry's backoff; doubles per retry (capped at 30 s)."
+    )
     max_retry_after_seconds: float = Field(
         default=120.0, description="Longest Retry-After the client will honour."
     )
@@ -76,8 +79,8 @@ class ProviderResource(dg.ConfigurableResource, ABC):
             problems.append(
                 f"{self._name('max_concurrency')} must be at least 1, got {self.max_concurrency}"
             )
-        if self.max_retries < 0 or self.read_timeout_seconds <= 0:
-            problems.append("max_retries must be ≥ 0 and timeouts positive")
+        if self.max_retries < 0 or self.read_timeout_seconds <= 0 or self.retry_backoff_seconds < 0:
+            problems.append("max_retries and retry_backoff_seconds must be ≥ 0, timeouts positive")
         if problems:
             raise ConfigurationError(f"{self.label}: " + "; ".join(problems))
 
@@ -97,6 +100,8 @@ class ProviderResource(dg.ConfigurableResource, ABC):
             max_concurrency=self.max_concurrency,
             retry=RetrySettings(
                 max_retries=self.max_retries,
+                backoff_factor=self.retry_backoff_seconds,
+                backoff_jitter=self.retry_backoff_seconds,
                 retry_after_max=self.max_retry_after_seconds,
                 connect_timeout=self.connect_timeout_seconds,
                 read_timeout=self.read_timeout_seconds,

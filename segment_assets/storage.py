@@ -73,6 +73,32 @@ def ensure_writable(database: str) -> None:
         )
 
 
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB file
+
+
+def check_database_file(database: str) -> None:
+    """Fail clearly, without opening DuckDB, if ``database`` cannot hold the snapshots.
+
+    Run when a step's IO manager starts, so a bad path stops the run before any provider is
+    called (rather than after the snapshot was fetched).
+    """
+    validate_database_path(database)
+    ensure_writable(database)
+    path = Path(database)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(12)
+    except OSError as exc:
+        raise StorageError(f"cannot read {DATABASE_ENV}={database}: {exc.strerror}") from None
+    if header[8:12] != DUCKDB_MAGIC:
+        raise StorageError(
+            f"{DATABASE_ENV}={database} exists but is not a DuckDB file; point the variable "
+            "at a new path or at the segment_assets database"
+        )
+
+
 @contextmanager
 def connect(database: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the file, waiting while another process holds DuckDB's single-writer lock."""
@@ -128,6 +154,7 @@ class SegmentsIOManager(DuckDBPandasIOManager):
     """DuckDB pandas IO manager with atomic partition replacement."""
 
     def create_io_manager(self, context) -> DbIOManager:  # noqa: ANN001
+        check_database_file(self.database)
         return DbIOManager(
             db_client=AtomicDuckDbClient(),
             database=self.database,

@@ -69,6 +69,8 @@ class EmulatorConfig:
     ``start_date`` anchors the slow growth/decline of the count model.
     ``view_rate_limit_rps`` is a standing per-app limit on the OneSignal view endpoint
     (None: off); it is not a fault switch and survives ``clear_faults``.
+    ``foreign_origin`` is where ``redirect-foreign`` and ``next_foreign`` point (another
+    host than the emulator's; a test may run a receiver there to see what arrives).
     """
 
     actionhub: list[ActionHubProgram] = field(default_factory=_demo_actionhub)
@@ -79,6 +81,7 @@ class EmulatorConfig:
     today: dt.date | None = None
     view_rate_limit_rps: float | None = None
     view_rate_limit_burst: int = 1
+    foreign_origin: str = "http://foreign.invalid"
     host: str = "127.0.0.1"
     port: int = 0
     verbose: bool = False

@@ -44,7 +44,8 @@ class Switches:
     - ``repeat_item``: ActionHub pages from 2 on start one item earlier, so the last item of
       page 1 is also the first of page 2 (``total`` unchanged).
     - ``next_loop``: User.com's last page links ``next`` back to ``?page=1``.
-    - ``next_foreign``: User.com's first page links ``next`` to http://foreign.invalid/...
+    - ``next_foreign``: User.com's first page links ``next`` to the config's foreign origin
+      (http://foreign.invalid/... by default).
     - ``short_pages``: OneSignal listing pages hold ``limit - 7`` rows (total_count true).
     - ``extra_field``: every record carries an undocumented extra field.
     """
@@ -241,7 +242,9 @@ def auth_failure(provider: str, status: int) -> Response:
     return json_response(401, {"detail": "Not authenticated"})
 
 
-def pre_fault(kind: str, provider: str, path_qs: str) -> Response:
+def pre_fault(
+    kind: str, provider: str, path_qs: str, foreign_origin: str = FOREIGN_ORIGIN
+) -> Response:
     """The response that replaces the real one for a fault decided before handling."""
     if kind == "429":
         return rate_limited(provider, "1")
@@ -260,7 +263,7 @@ def pre_fault(kind: str, provider: str, path_qs: str) -> Response:
     if kind in ("401", "403"):
         return auth_failure(provider, int(kind))
     if kind == "redirect-foreign":
-        return Response(302, b"", None, [("Location", FOREIGN_ORIGIN + path_qs)])
+        return Response(302, b"", None, [("Location", foreign_origin + path_qs)])
     if kind == "reset":
         return Response(0, reset=True)
     raise ValueError(f"not a pre-handling fault: {kind!r}")

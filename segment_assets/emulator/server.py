@@ -141,7 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = rate_limited(route.provider, value, admission.wait_s)
             elif fault in PRE_FAULTS:
                 path_qs = parts.path + (f"?{parts.query}" if parts.query else "")
-                resp = pre_fault(fault, route.provider, path_qs)
+                foreign = state.config.foreign_origin
+                resp = pre_fault(fault, route.provider, path_qs, foreign)
             elif req.method != "GET":
                 resp = json_response(405, {"detail": "Method Not Allowed"})
             else:

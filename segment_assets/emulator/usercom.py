@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import UserComApp
-from .faults import FOREIGN_ORIGIN, Switches
+from .faults import Switches
 from .model import Series, hash_uniform, make_series, stable_hash, to_counts
 from .names import USERCOM_DEFAULTS, audience_name
 from .responses import Request, Response, Route, json_response, redirect
@@ -197,7 +197,8 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     if sw.next_loop and page == pages:
         next_url = f"{base}/segments/?page=1"
     if sw.next_foreign and page == 1:
-        next_url = f"{FOREIGN_ORIGIN}/usercom/{app.subdomain}/api/public/segments/?page=2"
+        foreign = state.config.foreign_origin
+        next_url = f"{foreign}/usercom/{app.subdomain}/api/public/segments/?page=2"
     previous = None
     if page == 2:
         previous = f"{base}/segments/"

@@ -43,4 +43,5 @@ def check_fields(
             raise BadShape(f"record {ident!r} has no {name!r}")
         if not _is(record[name], kind):
             ident = record.get("id", record.get("name", "?"))
-            raise BadShape(f"record {ident!r}: {name!r} is {record[name]!r}, not a {kind}")
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise BadShape(f"record {ident!r}: {name!r} is {record[name]!r}, not {article} {kind}")

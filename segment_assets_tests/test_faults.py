@@ -1,0 +1,138 @@
+"""Provider faults through real Dagster runs: a fault never becomes a half snapshot.
+
+A transient fault that clears within the retry budget still stores the complete, correct
+snapshot; a fault that persists fails the run with a message naming provider, endpoint,
+status and the provider's own words, and leaves the partition as it was.
+"""
+
+from __future__ import annotations
+
+import re
+
+import dagster as dg
+import pytest
+
+from segment_assets.emulator import EmulatorConfig
+
+from .conftest import YESTERDAY, failure_text
+from .resilience import (
+    PROVIDERS,
+    counts_of,
+    expected_counts,
+    fast_resources,
+    materialize,
+    run_messages,
+    small_config,
+    stored,
+)
+
+# fault kind → what the run log says about the retry
+TRANSIENT = {
+    "429": "HTTP 429",
+    "429-date": "HTTP 429",
+    "503-html": "HTTP 503 (503 Service Temporarily Unavailable",
+    "503-empty": "HTTP 503",
+    "500": "HTTP 500",
+    "reset": "connection failed",
+    "timeout": "timed out after 0.5s",
+    "truncated": "body is not valid JSON",
+    "not-json": "body is not valid JSON (starts '<!DOCTYPE html>",
+    "wrong-shape": "unexpected body: missing list",
+    "bad-count": "is 'lots', not a",  # "an integer" in a record, "a non-negative …" total
+}
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return small_config()
+
+
+@pytest.fixture
+def fast(env, duckdb_path) -> dict:
+    return fast_resources()
+
+
+@pytest.mark.parametrize("fault", list(TRANSIENT))
+def test_a_fault_that_clears_within_the_retry_budget_still_stores_the_complete_snapshot(
+    fault, emulator, fast, instance, duckdb_path
+):
+    for provider in PROVIDERS:
+        emulator.state.set_faults(provider, fail_next=[fault], timeout_sleep_s=1.0)
+
+    result = materialize(fast, instance, YESTERDAY)
+
+    assert result.success, failure_text(result)
+    for provider in PROVIDERS:
+        assert counts_of(stored(duckdb_path, provider, YESTERDAY)) == expected_counts(
+            emulator, provider
+        )
+        assert emulator.state.faults()[provider]["*"]["fail_next"] == []  # the fault was served
+    retries = [m for m in run_messages(instance, result.run_id) if "retry 1 of 2" in m]
+    assert len(retries) == 3, retries  # one retry per provider, said in the run log
+    assert all(TRANSIENT[fault] in m for m in retries), retries
+
+
+PERSISTENT = [
+    # provider, fault kind, what the failure must say (besides provider and endpoint)
+    ("actionhub", "503-html", "HTTP 503: gave up after 3 attempts; last problem: HTTP 503 "
+     "(503 Service Temporarily Unavailable"),
+    ("usercom", "429", "HTTP 429: gave up after 3 attempts; last problem: HTTP 429 "
+     "(Request was throttled. Expected available in 1 second.)"),
+    ("onesignal", "503-empty", "HTTP 503: gave up after 3 attempts"),
+    ("actionhub", "reset", "gave up after 3 attempts; last problem: connection failed"),
+    ("usercom", "timeout", "gave up after 3 attempts; last problem: timed out after 0.5s"),
+    ("onesignal", "truncated", "HTTP 200: gave up after 3 attempts; last problem: body is "
+     "not valid JSON"),
+    ("usercom", "not-json", "HTTP 200: gave up after 3 attempts; last problem: body is not "
+     "valid JSON (starts '<!DOCTYPE html>"),
+    ("actionhub", "wrong-shape", "unexpected body: missing list 'items'"),
+    ("usercom", "wrong-shape", "unexpected body: missing list 'results'"),
+    ("onesignal", "wrong-shape", "unexpected body: missing list 'segments'"),
+    ("actionhub", "bad-count", "'user_count' is 'lots', not an integer"),
+    ("usercom", "bad-count", "'object_count' is 'lots', not an integer"),
+    ("onesignal", "bad-count", "'total_count' is 'lots', not a non-negative integer"),
+]  # fmt: skip
+ENDPOINT = {  # provider and endpoint, then the status or the problem
+    "actionhub": r"actionhub GET /segments[ :]",
+    "usercom": r"usercom GET /segments/[ :]",
+    "onesignal": r"onesignal GET /apps/0b6f5a52-95b7-4a54-8d3f-6a3c1f2f6b10/segments[/ :]",
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "fault", "says"), PERSISTENT, ids=[f"{p}-{f}" for p, f, _ in PERSISTENT]
+)
+def test_a_fault_that_persists_fails_the_run_clearly_and_stores_nothing(
+    provider, fault, says, emulator, fast, instance, duckdb_path
+):
+    emulator.state.set_faults(provider, fail_always=fault, timeout_sleep_s=1.0)
+
+    result = materialize(fast, instance, YESTERDAY, providers=[provider])
+
+    assert not result.success
+    message = failure_text(result)
+    assert re.search(ENDPOINT[provider], message), message
+    assert says in message
+    assert stored(duckdb_path, provider).empty
+    asset_key = dg.AssetKey(f"{provider}_segments")
+    assert instance.get_latest_materialization_event(asset_key) is None
+
+
+def test_a_failed_rerun_keeps_the_rows_the_partition_already_had(
+    emulator, fast, instance, duckdb_path
+):
+    first = materialize(fast, instance, YESTERDAY)
+    assert first.success
+    before = {p: stored(duckdb_path, p, YESTERDAY) for p in PROVIDERS}
+    assert all(len(frame) > 0 for frame in before.values())
+
+    for provider in PROVIDERS:
+        emulator.state.set_faults(provider, fail_always="503-html")
+    second = materialize(fast, instance, YESTERDAY)
+
+    assert not second.success
+    failed = {e.step_key for e in second.all_events if e.event_type_value == "STEP_FAILURE"}
+    assert failed == {f"{p}_segments" for p in PROVIDERS}
+    for provider in PROVIDERS:
+        after = stored(duckdb_path, provider, YESTERDAY)
+        assert after.equals(before[provider]), f"{provider} rows changed by a failed run"
