@@ -29,6 +29,7 @@ from segment_assets.storage import io_manager
 PROVIDERS = ("actionhub", "usercom", "onesignal")
 ASSETS = {a.key.path[-1].removesuffix("_segments"): a for a in PROVIDER_ASSETS}
 ACTIONHUB_PAGE_SIZE = 5
+ONESIGNAL_APP = "0b6f5a52-95b7-4a54-8d3f-6a3c1f2f6b10"
 # A short budget: two retries 10 ms apart, half-second read timeout, Retry-After honoured.
 FAST = {"max_retries": 2, "retry_backoff_seconds": 0.01, "read_timeout_seconds": 0.5}
 _BASIS = {"label": "labels", "asset": "assets"}
@@ -43,20 +44,19 @@ def small_config(**kw: Any) -> EmulatorConfig:
         "onesignal": "os_v2_app_testkeyfortheresiliencetests",
     }
     keys.update(kw.pop("keys", {}))
-    return EmulatorConfig(
-        actionhub=[ActionHubProgram("prog-1", keys["actionhub"], segments_per_list=12)],
-        usercom=[UserComApp("acme", keys["usercom"], n_segments=25, page_size=10)],
-        onesignal=[
+    kw.setdefault(
+        "actionhub", [ActionHubProgram("prog-1", keys["actionhub"], segments_per_list=12)]
+    )
+    kw.setdefault("usercom", [UserComApp("acme", keys["usercom"], n_segments=25, page_size=10)])
+    kw.setdefault(
+        "onesignal",
+        [
             OneSignalApp(
-                "0b6f5a52-95b7-4a54-8d3f-6a3c1f2f6b10",
-                keys["onesignal"],
-                n_segments=12,
-                n_user_based=1,
-                n_deleted=1,
+                ONESIGNAL_APP, keys["onesignal"], n_segments=12, n_user_based=1, n_deleted=1
             )
         ],
-        **kw,
     )
+    return EmulatorConfig(**kw)
 
 
 def fast_resources(database: str | None = None, **overrides: Any) -> dict[str, Any]:
