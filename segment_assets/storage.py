@@ -100,13 +100,16 @@ def check_database_file(database: str) -> None:
 
 
 @contextmanager
-def connect(database: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the file, waiting while another process holds DuckDB's single-writer lock."""
+def connect(
+    database: str, read_only: bool = False, lock_wait_seconds: float = LOCK_RETRY_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the file, waiting up to ``lock_wait_seconds`` while another process holds
+    DuckDB's single-writer lock."""
     if not read_only:
         ensure_writable(database)
     elif not Path(database).exists():
         raise FileNotFoundError(database)
-    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    deadline = time.monotonic() + lock_wait_seconds
     delay = 0.05
     while True:
         try:
@@ -191,17 +194,19 @@ def read_history(
         "user_count",
     ),
     extra_columns: dict[str, Sequence[str]] | None = None,
+    lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> pd.DataFrame:
     """Rows of ``tables`` with ``start <= snapshot_date <= end``, in one query.
 
     ``extra_columns`` adds provider-specific columns per table (NULL for the others).
     Missing tables (never materialised) are skipped; no file means an empty frame.
+    ``lock_wait_seconds`` bounds the wait for a writer (a sensor tick has 60 s in all).
     """
     extra_columns = extra_columns or {}
     all_extra = sorted({c for cols in extra_columns.values() for c in cols})
     if not Path(database).exists():
         return pd.DataFrame(columns=[*columns, *all_extra])
-    with connect(database) as conn:
+    with connect(database, lock_wait_seconds=lock_wait_seconds) as conn:
         present = [t for t in tables if table_exists(conn, t)]
         if not present:
             return pd.DataFrame(columns=[*columns, *all_extra])
