@@ -14,6 +14,7 @@ and said in the log.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -240,6 +241,29 @@ class SingleStrategy(Strategy):
             body = body["__replacement__"]
         self.pages[request.order] = [] if body is None else [body]
         return []
+
+
+@dataclass
+class Progress:
+    """An ``on_page`` callback for :func:`crawl` when each page is one of ``total`` known
+    units (OneSignal's one view per segment): logs ``done/total`` every ``every_seconds``
+    and once at the end, so a long snapshot shows how far it is."""
+
+    label: str
+    total: int
+    log: Any = None
+    every_seconds: float = 10.0
+    done: int = 0
+    last: float = field(default_factory=time.monotonic)
+
+    def __call__(self, pages: int) -> None:
+        self.done += pages
+        now = time.monotonic()
+        if self.log is not None and (
+            self.done >= self.total or now - self.last >= self.every_seconds
+        ):
+            self.last = now
+            self.log.info(f"{self.label}: {self.done}/{self.total} segments")
 
 
 def crawl(

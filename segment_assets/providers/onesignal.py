@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from segment_assets.http import BadShape, ProviderError, ProviderHTTP
-from segment_assets.pagination import OffsetStrategy, SingleStrategy, crawl
+from segment_assets.pagination import OffsetStrategy, Progress, SingleStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import INT, TEXT, check_fields
 
@@ -88,7 +88,8 @@ def fetch_onesignal(
         )
         for segment_id in listed
     }
-    crawl(http, views.values(), max_workers=max_concurrency)
+    progress = Progress(f"OneSignal {app_id}", total=len(views), log=log)
+    crawl(http, views.values(), max_workers=max_concurrency, on_page=progress)
 
     rows = []
     for segment_id, strategy in views.items():

@@ -1,0 +1,157 @@
+"""Command line for scripts and cron: the same assets and drop detector as the UI.
+
+    python -m segment_assets snapshot --date 2026-03-14 [--provider onesignal] [--allow-late]
+    python -m segment_assets drops --date 2026-03-14 [--provider usercom]
+
+``snapshot`` materialises the partition with the real definitions (resources from the
+environment, runs recorded in ``$DAGSTER_HOME`` when it is set, else in a throwaway
+instance). ``drops`` reads the stored history and prints the drops found for the day.
+
+Exit codes: 0 ok, 1 drops found (``drops`` only), 2 usage or configuration error (bad
+arguments, missing variable, unusable DuckDB path, partition too old), 3 a provider or the
+run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+import dagster as dg
+
+from segment_assets.providers import schema
+
+OK, DROPS_FOUND, USAGE_ERROR, RUN_FAILED = 0, 1, 2, 3
+# Failures the user fixes by changing a setting or an argument, not by retrying later.
+CONFIG_ERRORS = frozenset(
+    {
+        "ConfigurationError",
+        "StorageError",
+        "LatePartitionError",
+        "DagsterInvalidConfigError",
+        "DagsterInvalidInvocationError",
+    }
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m segment_assets",
+        description="Snapshot segment counts and find drops without the UI.",
+        epilog="Exit codes: 0 ok, 1 drops found, 2 usage/configuration error, "
+        "3 provider or run failure.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("snapshot", "materialise one daily partition of the provider assets"),
+        ("drops", "print the drops found for one day (exit 1 if any)"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument(
+            "--date", required=True, type=dt.date.fromisoformat, help="the UTC day YYYY-MM-DD"
+        )
+        command.add_argument(
+            "--provider",
+            action="append",
+            choices=schema.PROVIDERS,
+            help="only this provider (repeatable; default: all)",
+        )
+        if name == "snapshot":
+            command.add_argument(
+                "--allow-late",
+                action="store_true",
+                help="store today's counts under a partition older than 36 hours",
+            )
+    return parser.parse_args(argv)
+
+
+def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, str]]:
+    """(step, error class, message) of every failed step: the first error that is not
+    Dagster's own wrapper, i.e. what the asset raised."""
+    found = []
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        error = event.event_specific_data.error
+        while error.cause is not None and error.cls_name.startswith("Dagster"):
+            error = error.cause
+        message = re.sub(rf"^[\w.]*{error.cls_name}: ", "", error.message.strip())
+        found.append((event.step_key or "", error.cls_name, message))
+    return found
+
+
+def snapshot(day: dt.date, providers: Sequence[str], allow_late: bool) -> int:
+    from segment_assets.definitions import defs
+
+    keys = [dg.AssetKey(f"{p}_segments") for p in providers]
+    run_config = {
+        "ops": {k.path[-1]: {"config": {"allow_late_partition": allow_late}} for k in keys},
+        # INFO shows the assets' own messages (progress, counts), not Dagster's event stream
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
+    assets = [*defs.assets, *(defs.asset_checks or [])]
+    with _instance() as instance:
+        result = dg.materialize(
+            assets,
+            selection=keys,
+            partition_key=day.isoformat(),
+            resources=defs.resources,
+            run_config=run_config,
+            instance=instance,
+            raise_on_error=False,
+        )
+    for key in keys:
+        for event in result.asset_materializations_for_node(key.path[-1]):
+            meta = {k: v.value for k, v in event.metadata.items()}
+            print(
+                f"{key.to_user_string()} {day}: {meta.get('segments')} segments, "
+                f"{meta.get('total_users', 0):,} users"
+            )
+    for evaluation in result.get_asset_check_evaluations():
+        state = "passed" if evaluation.passed else "FAILED"
+        print(f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {state}")
+    if result.success:
+        return OK
+    errors = step_errors(result)
+    for step, cls_name, message in errors:
+        print(f"error: {step}: {message} ({cls_name})", file=sys.stderr)
+    if errors and all(cls_name in CONFIG_ERRORS for _, cls_name, _ in errors):
+        return USAGE_ERROR
+    return RUN_FAILED
+
+
+def drops(day: dt.date, providers: Sequence[str]) -> int:
+    from segment_assets.drops import drops_markdown, flag_drops
+    from segment_assets.storage import database_path
+
+    found = flag_drops(database_path(), [f"{p}_segments" for p in providers], day)
+    if found.empty:
+        print(f"no drops on {day}")
+        return OK
+    print(f"{len(found)} drop(s) on {day}:\n")
+    print(drops_markdown(found))
+    return DROPS_FOUND
+
+
+def _instance() -> dg.DagsterInstance:
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    providers = args.provider or list(schema.PROVIDERS)
+    try:
+        if args.command == "snapshot":
+            return snapshot(args.date, providers, args.allow_late)
+        return drops(args.date, providers)
+    except Exception as exc:  # configuration read before any run starts
+        if type(exc).__name__ in CONFIG_ERRORS or isinstance(exc, ValueError):
+            print(f"error: {exc}", file=sys.stderr)
+            return USAGE_ERROR
+        raise
