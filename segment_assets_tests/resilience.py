@@ -133,6 +133,17 @@ def run_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [entry.user_message for entry in instance.all_logs(run_id) if entry.user_message]
 
 
+def error_text(result: dg.ExecuteInJobResult) -> str:
+    """Every error the run recorded (step failures, resource init failures), with causes."""
+    texts = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            texts.append(error.message)
+            error = error.cause
+    return "\n".join(texts)
+
+
 def requests_made(emu: EmulatorServer, provider: str | None = None) -> int:
     stats = emu.state.stats()
     return sum(stats[p]["requests"] for p in ([provider] if provider else PROVIDERS))
