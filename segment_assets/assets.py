@@ -13,7 +13,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from segment_assets import drops
 from segment_assets.providers import schema
+from segment_assets.storage import database_path
 
 DEFAULT_START_DATE = "2025-01-01"
 START_DATE_ENV = "SEGMENT_ASSETS_START_DATE"
@@ -143,3 +145,40 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
 
 
 PROVIDER_ASSETS: list[dg.AssetsDefinition] = [build_provider_asset(p) for p in schema.PROVIDERS]
+
+
+@dg.asset(
+    name=drops.DROPS_TABLE,
+    partitions_def=DAILY,
+    group_name="segments",
+    kinds={"duckdb"},
+    deps=PROVIDER_ASSETS,
+    description=(
+        "The segments that suddenly lost users (or vanished) on each UTC day, across all "
+        "providers, found in the stored snapshots: an alert history in DuckDB table "
+        f"segments.{drops.DROPS_TABLE}."
+    ),
+    metadata={
+        "partition_expr": "snapshot_date",
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name=c.name, type=c.sql_type, description=c.description)
+                for c in drops.DROPS_COLUMNS
+            ]
+        ),
+    },
+)
+def segment_drops(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    day = context.partition_time_window.start.date()
+    database = database_path()
+    found = drops.flag_drops(database, drops.PROVIDER_TABLES, day)
+    drops.ensure_drops_table(database)
+    context.log.info(f"{len(found)} segment drop(s) on {day}")
+    return dg.MaterializeResult(
+        value=drops.to_table(found),
+        metadata={
+            **drops.drops_summary(found),
+            "dagster/row_count": len(found),
+            "dropped_segments": dg.MetadataValue.md(drops.drops_markdown(found)),
+        },
+    )

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import dagster as dg
 
-from segment_assets.assets import PROVIDER_ASSETS
+from segment_assets.assets import PROVIDER_ASSETS, segment_drops
 
 SNAPSHOT_HOUR_UTC = 0
 SNAPSHOT_MINUTE_UTC = 20
 
 daily_segment_snapshot = dg.define_asset_job(
     name="daily_segment_snapshot",
-    selection=dg.AssetSelection.assets(*PROVIDER_ASSETS),
+    selection=dg.AssetSelection.assets(*PROVIDER_ASSETS, segment_drops),
     description=(
         "Snapshot every segment of every provider for one UTC day (the partition), "
-        "after that day has ended."
+        "after that day has ended; check each snapshot for drops, then store the day's drops "
+        "in segment_drops."
     ),
 )
 

@@ -11,6 +11,8 @@ import pytest
 
 from segment_assets.emulator import EmulatorConfig, EmulatorServer
 
+from .webhook_receiver import Receiver
+
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
@@ -91,6 +93,13 @@ def resources(env) -> dict:
     from segment_assets.storage import io_manager
 
     return {"io_manager": io_manager(), **provider_resources_from_env()}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver (Slack or JSON) on a loopback port; see webhook_receiver.py."""
+    with Receiver() as server:
+        yield server
 
 
 def failure_text(result) -> str:

@@ -1,0 +1,252 @@
+"""Drop alerts: what an alert says, and the channels that carry it.
+
+An alert groups the drops of one provider asset partition. Channels: the Dagster log
+(always), a Slack incoming webhook (``SLACK_WEBHOOK_URL``) and a generic JSON webhook
+(``ALERT_WEBHOOK_URL``). Webhook URLs carry secrets: they are never logged, and delivery
+errors are reported by type and status only.
+
+The JSON webhook receives (version 1)::
+
+    {"version": 1, "partition": "2025-03-01", "provider": "onesignal",
+     "account": "<app id>", "asset": "onesignal_segments", "url": "<link to the partition>",
+     "drop_count": 1, "error_count": 1, "truncated": false,
+     "drops": [{"segment_id": "…", "segment_name": "…", "account": "…", "before": 5400,
+                "user_count": 510, "expected": 5380.0, "drop_pct": 90.5,
+                "severity": "ERROR", "vanished": false,
+                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected"}]}
+
+``drops`` lists at most ``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count``
+counts them all and ``truncated`` says whether some were left out. A vanished segment has
+``"vanished": true``, ``user_count`` and ``drop_pct`` null.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import dagster as dg
+import pandas as pd
+import requests
+from pydantic import Field
+
+from segment_assets.assets import PROVIDER_LABELS
+from segment_assets.detection import is_vanished
+
+PAYLOAD_VERSION = 1
+DEFAULT_WEBSERVER_URL = "http://localhost:3000"
+MAX_DROPS_PER_ALERT = 100  # the JSON payload lists at most this many; drop_count has all
+SLACK_LINES = 15
+SLACK = "slack"
+WEBHOOK = "webhook"
+DROP_FIELDS = (
+    "segment_id",
+    "segment_name",
+    "account",
+    "before",
+    "user_count",
+    "expected",
+    "drop_pct",
+    "severity",
+    "reason",
+)
+
+
+def asset_url(webserver_url: str, asset: str, partition: str) -> str:
+    """The partition's page in the Dagster UI (materialisation, checks and their metadata)."""
+    base = webserver_url.rstrip("/")
+    return f"{base}/assets/{quote(asset)}?view=partitions&partition={quote(partition)}"
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 1)
+    return value
+
+
+@dataclass(frozen=True)
+class DropAlert:
+    """The drops of one provider asset partition, as one message."""
+
+    asset: str
+    provider: str
+    account: str | None
+    partition: str
+    url: str
+    drops: tuple[dict[str, Any], ...]
+    drop_count: int
+    errors: int = field(default=0)
+
+    @classmethod
+    def from_drops(
+        cls, asset: str, partition: str, drops: pd.DataFrame, webserver_url: str
+    ) -> DropAlert:
+        """Build the alert from a :func:`segment_assets.drops.flag_drops` frame."""
+        provider = asset.removesuffix("_segments")
+        accounts = sorted(drops["account"].dropna().astype(str).unique())
+        shown = drops.head(MAX_DROPS_PER_ALERT).copy()
+        shown["vanished"] = is_vanished(shown)
+        records = tuple(
+            {name: _json_value(row.get(name)) for name in (*DROP_FIELDS, "vanished")}
+            for row in shown.to_dict("records")
+        )
+        return cls(
+            asset=asset,
+            provider=provider,
+            account=", ".join(accounts) if accounts else None,
+            partition=partition,
+            url=asset_url(webserver_url, asset, partition),
+            drops=records,
+            drop_count=len(drops),
+            errors=int((drops["severity"] == "ERROR").sum()),
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.asset}|{self.partition}"
+
+    def payload(self) -> dict[str, Any]:
+        """The documented JSON body (version 1)."""
+        return {
+            "version": PAYLOAD_VERSION,
+            "partition": self.partition,
+            "provider": self.provider,
+            "account": self.account,
+            "asset": self.asset,
+            "url": self.url,
+            "drop_count": self.drop_count,
+            "error_count": self.errors,
+            "truncated": self.drop_count > len(self.drops),
+            "drops": list(self.drops),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> DropAlert:
+        drops = tuple(payload["drops"])
+        return cls(
+            asset=payload["asset"],
+            provider=payload["provider"],
+            account=payload["account"],
+            partition=payload["partition"],
+            url=payload["url"],
+            drops=drops,
+            drop_count=payload["drop_count"],
+            errors=payload["error_count"],
+        )
+
+    def headline(self) -> str:
+        label = PROVIDER_LABELS.get(self.provider, self.provider)
+        noun = "segment" if self.drop_count == 1 else "segments"
+        return (
+            f"{self.drop_count} {label} {noun} dropped on {self.partition} "
+            f"(account {self.account}, {self.errors} ERROR)"
+        )
+
+
+def _count(value: Any) -> str:
+    return "?" if value is None else f"{int(value):,}"
+
+
+def drop_line(drop: dict[str, Any]) -> str:
+    """ "name (id): 5,400 → 510 (−91 %) ERROR"; vanished segments say so."""
+    name = drop.get("segment_name") or drop["segment_id"]
+    label = f"{name} ({drop['segment_id']})" if drop.get("segment_name") else str(name)
+    before = drop["before"] if drop.get("before") is not None else drop.get("expected")
+    if drop.get("vanished"):
+        return f"{label}: {_count(before)} → gone (vanished) {drop['severity']}"
+    pct = drop.get("drop_pct")
+    pct_text = f"−{pct:.0f} %" if pct is not None else "?"
+    return (
+        f"{label}: {_count(before)} → {_count(drop['user_count'])} ({pct_text}) {drop['severity']}"
+    )
+
+
+def log_text(alert: DropAlert) -> str:
+    lines = [drop_line(d) for d in alert.drops]
+    if alert.drop_count > len(lines):
+        lines.append(f"… and {alert.drop_count - len(lines)} more")
+    return f"{alert.headline()}: {alert.url}\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(alert: DropAlert) -> dict[str, Any]:
+    """A Slack incoming-webhook body: a headline linking to the partition, one line a drop."""
+    shown = alert.drops[:SLACK_LINES]
+    lines = [f"• {_slack_escape(drop_line(d))}" for d in shown]
+    if alert.drop_count > len(shown):
+        lines.append(f"… and {alert.drop_count - len(shown)} more")
+    headline = _slack_escape(alert.headline())
+    text = f":rotating_light: *{headline}* — <{alert.url}|open in Dagster>\n" + "\n".join(lines)
+    return {"text": text}
+
+
+class DropAlerts(dg.ConfigurableResource):
+    """Where drop alerts go besides the Dagster log. Unset URLs switch a channel off."""
+
+    slack_webhook_url: str | None = Field(
+        default=None, description="Slack incoming webhook (SLACK_WEBHOOK_URL)."
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="Generic JSON webhook (ALERT_WEBHOOK_URL)."
+    )
+    webserver_url: str = Field(
+        default=DEFAULT_WEBSERVER_URL,
+        description="Base URL of the Dagster UI for links (DAGSTER_WEBSERVER_URL).",
+    )
+    connect_timeout_seconds: float = Field(default=3.0)
+    read_timeout_seconds: float = Field(default=10.0)
+
+    def channels(self) -> list[str]:
+        """The webhook channels that are switched on."""
+        return [
+            name
+            for name, url in ((SLACK, self.slack_webhook_url), (WEBHOOK, self.alert_webhook_url))
+            if url
+        ]
+
+    def deliver(self, alert: DropAlert, channel: str) -> str | None:
+        """Send ``alert`` on ``channel``; None when delivered, else a secret-free reason."""
+        if channel == SLACK:
+            url, body = self.slack_webhook_url, slack_message(alert)
+        elif channel == WEBHOOK:
+            url, body = self.alert_webhook_url, alert.payload()
+        else:
+            raise ValueError(f"unknown alert channel {channel!r}")
+        if not url:
+            return "not configured"
+        try:
+            response = requests.post(
+                url,
+                json=body,
+                timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
+            )
+        except requests.RequestException as exc:
+            # The exception text holds the URL (and with it the webhook's secret).
+            return type(exc).__name__
+        if not response.ok:
+            return f"HTTP {response.status_code}"
+        return None
+
+
+def alerts_from_env(environ: dict[str, str] | None = None) -> DropAlerts:
+    """The alert resource from the environment; webhook URLs as ``EnvVar`` when set."""
+    env = os.environ if environ is None else environ
+    settings: dict[str, Any] = {
+        "webserver_url": (env.get("DAGSTER_WEBSERVER_URL") or DEFAULT_WEBSERVER_URL).strip()
+    }
+    for field_name, variable in (
+        ("slack_webhook_url", "SLACK_WEBHOOK_URL"),
+        ("alert_webhook_url", "ALERT_WEBHOOK_URL"),
+    ):
+        if (env.get(variable) or "").strip():
+            settings[field_name] = dg.EnvVar(variable)
+    return DropAlerts(**settings)

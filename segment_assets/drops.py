@@ -1,0 +1,152 @@
+"""The drops of one day, read from the store: the one place the check, the ``segment_drops``
+asset and the sensor get them from, so all three always agree.
+
+Each read is one DuckDB query over the ``HISTORY_DAYS_NEEDED`` days the detector uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+
+from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, is_vanished
+from segment_assets.providers import schema
+from segment_assets.storage import LOCK_RETRY_SECONDS, SCHEMA, connect, read_history
+
+PROVIDER_TABLES: tuple[str, ...] = tuple(f"{p}_segments" for p in schema.PROVIDERS)
+DROPS_TABLE = "segment_drops"
+# User.com's count is a cache: the detector needs these to leave repeated counts out.
+DETECTION_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "usercom_segments": ("last_counted", "too_heavy")
+}
+SEGMENT_KEY = ["provider", "account", "segment_id"]
+MARKDOWN_ROWS = 50
+
+DROPS_COLUMNS: tuple[schema.Column, ...] = (
+    schema.Column("snapshot_date", "DATE", "The day the drop was found on (the partition)."),
+    schema.Column("provider", "VARCHAR", "actionhub, usercom or onesignal."),
+    schema.Column("account", "VARCHAR", "The provider account, as in the provider tables."),
+    schema.Column("segment_id", "VARCHAR", "The segment's id."),
+    schema.Column("segment_name", "VARCHAR", "The segment's name."),
+    schema.Column("user_count", "BIGINT", "The count on that day; NULL when it vanished."),
+    schema.Column("expected", "DOUBLE", "The count expected from the segment's history."),
+    schema.Column("drop_pct", "DOUBLE", "Percent below expected (NULL when it vanished)."),
+    schema.Column("severity", "VARCHAR", "ERROR or WARN."),
+    schema.Column("reason", "VARCHAR", "The drop in words; starts with 'vanished' for those."),
+)
+DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
+
+
+def flag_drops(
+    database: str,
+    tables: Sequence[str],
+    day: dt.date,
+    lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+) -> pd.DataFrame:
+    """The segments of ``tables`` that newly dropped on ``day``, in one query.
+
+    The columns of :func:`segment_assets.detection.find_drops`, plus ``segment_name`` and
+    ``before``: the segment's last known count before ``day`` (NA if none).
+    """
+    history = read_history(
+        database,
+        tables,
+        start=day - dt.timedelta(days=HISTORY_DAYS_NEEDED),
+        end=day,
+        extra_columns={
+            t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS
+        },
+        lock_wait_seconds=lock_wait_seconds,
+    )
+    drops = find_drops(history, day)
+    if "segment_name" not in drops:
+        drops["segment_name"] = pd.Series(dtype=object)
+    earlier = history.loc[
+        (history["snapshot_date"] < day) & history["user_count"].notna(),
+        [*SEGMENT_KEY, "snapshot_date", "user_count"],
+    ]
+    before = (
+        earlier.sort_values("snapshot_date")
+        .groupby(SEGMENT_KEY, sort=False)
+        .tail(1)
+        .drop(columns="snapshot_date")
+        .rename(columns={"user_count": "before"})
+    )
+    out = drops.merge(before, on=SEGMENT_KEY, how="left")
+    out["before"] = out["before"].astype("Int64")
+    return out
+
+
+def to_table(drops: pd.DataFrame) -> pd.DataFrame:
+    """The rows stored in ``segments.segment_drops``: its columns, in table order and types."""
+    out = drops.reindex(columns=DROPS_COLUMN_NAMES)
+    out["snapshot_date"] = out["snapshot_date"].astype(object)
+    out["user_count"] = out["user_count"].astype("Int64")
+    for name in ("expected", "drop_pct"):
+        out[name] = out[name].astype("float64")
+    return out.reset_index(drop=True)
+
+
+def ensure_drops_table(database: str) -> None:
+    """Create ``segments.segment_drops`` with its documented types if it does not exist.
+
+    The IO manager writes no table for a day without drops; creating it up front lets teams
+    query their alert history from the first run on.
+    """
+    columns = ", ".join(f"{c.name} {c.sql_type}" for c in DROPS_COLUMNS)
+    with connect(database) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{DROPS_TABLE} ({columns})")
+
+
+def _count(value: object) -> str:
+    return "—" if pd.isna(value) else f"{int(value):,}"
+
+
+def change_text(drops: pd.DataFrame) -> pd.Series:
+    """ "before → after" per drop ("1,200 → gone" for a vanished segment)."""
+    after = drops["user_count"].map(_count).where(~is_vanished(drops), "gone")
+    before = drops["before"].where(drops["before"].notna(), drops["expected"].round())
+    return before.map(_count) + " → " + after
+
+
+def drop_pct_text(drops: pd.DataFrame) -> pd.Series:
+    text = drops["drop_pct"].map(lambda v: "—" if pd.isna(v) else f"−{v:.0f} %")
+    return text.where(~is_vanished(drops), "vanished")
+
+
+def segment_label(drops: pd.DataFrame) -> pd.Series:
+    names = drops["segment_name"].fillna("").astype(str)
+    ids = drops["segment_id"].astype(str)
+    return (names + " (" + ids + ")").where(names != "", ids)
+
+
+def drops_markdown(drops: pd.DataFrame, limit: int = MARKDOWN_ROWS) -> str:
+    """A Markdown table of the drops (segment, before → after, drop %, expected, severity)."""
+    if drops.empty:
+        return "_no drops_"
+    shown = drops.head(limit)
+    table = pd.DataFrame(
+        {
+            "segment": segment_label(shown).str.replace("|", "\\|", regex=False),
+            "before → after": change_text(shown),
+            "drop %": drop_pct_text(shown),
+            "expected": shown["expected"].map(_count),
+            "severity": shown["severity"],
+        }
+    ).to_markdown(index=False)
+    if len(drops) > limit:
+        table += f"\n\n_… and {len(drops) - limit} more_"
+    return table
+
+
+def drops_summary(drops: pd.DataFrame) -> dict[str, int]:
+    """Numeric metadata: how many drops, of which ERROR, WARN and vanished."""
+    return {
+        "drops": len(drops),
+        "errors": int((drops["severity"] == "ERROR").sum()),
+        "warnings": int((drops["severity"] == "WARN").sum()),
+        "vanished": int(is_vanished(drops).sum()) if len(drops) else 0,
+    }

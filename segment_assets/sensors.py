@@ -1,0 +1,219 @@
+"""``segment_drop_sensor``: one grouped alert per new provider partition with drops.
+
+Open-source Dagster does not alert on failed asset checks, so this sensor does. Each tick:
+
+1. retries the channels that failed on an earlier tick (never the ones that succeeded);
+2. reads the new materialisations of the three provider assets from the event log, after a
+   per-asset storage id kept in the cursor, so a restart neither loses nor repeats one;
+3. for each new partition no older than ``max_partition_age_days`` (backfills stay quiet)
+   finds its drops in DuckDB (one query, never a provider call) and sends one alert.
+
+The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
+<partition>": {"alert": <payload>, "channels": [...]}}}``. A tick stops early, keeping its
+place, when it nears Dagster's 60 s limit or DuckDB stays locked by a writer.
+"""
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import dagster as dg
+
+from segment_assets.alerts import DropAlert, DropAlerts, log_text
+from segment_assets.drops import PROVIDER_TABLES, flag_drops
+from segment_assets.storage import StorageError, database_path
+
+CURSOR_VERSION = 1
+DEFAULT_MAX_PARTITION_AGE_DAYS = 2
+MINIMUM_INTERVAL_SECONDS = 60
+TICK_BUDGET_SECONDS = 40.0  # of Dagster's 60 s per tick
+LOCK_WAIT_SECONDS = 10.0
+BATCH_SIZE = 50
+
+
+@dataclass
+class DropSensorCursor:
+    """Where the sensor is: the last storage id seen per asset, and undelivered alerts."""
+
+    after: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Self:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        return cls(after=dict(data.get("after", {})), pending=dict(data.get("pending", {})))
+
+    def serialize(self) -> str:
+        return json.dumps(
+            {"version": CURSOR_VERSION, "after": self.after, "pending": self.pending},
+            sort_keys=True,
+        )
+
+
+@dataclass
+class TickReport:
+    alerts: int = 0
+    delivered_late: int = 0
+    old_partitions: int = 0
+    partitions: int = 0
+    stopped: str | None = None
+
+    def text(self) -> str:
+        parts = [f"{self.partitions} new partition(s), {self.alerts} alert(s)"]
+        if self.delivered_late:
+            parts.append(f"{self.delivered_late} earlier alert(s) delivered")
+        if self.old_partitions:
+            parts.append(f"{self.old_partitions} partition(s) too old to alert")
+        if self.stopped:
+            parts.append(f"stopped early: {self.stopped}")
+        return "; ".join(parts)
+
+
+def partition_age_days(partition: str, today: dt.date) -> int:
+    """Days between a daily partition and today (yesterday's partition is 1 day old)."""
+    return (today - dt.date.fromisoformat(partition)).days
+
+
+def send(alert: DropAlert, channels: Sequence[str], alerts: DropAlerts, log: Any) -> list[str]:
+    """Deliver on each channel; return the channels that failed (to retry next tick)."""
+    failed = []
+    for channel in channels:
+        error = alerts.deliver(alert, channel)
+        if error is None:
+            log.info(f"drop alert {alert.key} sent to {channel}")
+        else:
+            log.warning(f"drop alert {alert.key}: {channel} failed ({error}); retrying next tick")
+            failed.append(channel)
+    return failed
+
+
+@dataclass
+class DropSensorTick:
+    """One evaluation of the sensor; Dagster appears only as the instance and the log."""
+
+    instance: dg.DagsterInstance
+    alerts: DropAlerts
+    log: Any
+    database: str
+    today: dt.date
+    max_age_days: int
+    out_of_time: Callable[[], bool]
+    assets: Sequence[str] = PROVIDER_TABLES
+    report: TickReport = field(default_factory=TickReport)
+
+    def run(self, cursor: DropSensorCursor) -> DropSensorCursor:
+        self.retry_pending(cursor)
+        for asset in self.assets:
+            if self.report.stopped or not self.read_new(asset, cursor):
+                break
+        return cursor
+
+    def retry_pending(self, cursor: DropSensorCursor) -> None:
+        for key, entry in list(cursor.pending.items()):
+            if self.out_of_time():
+                self.report.stopped = "time budget"
+                return
+            alert = DropAlert.from_payload(entry["alert"])
+            if partition_age_days(alert.partition, self.today) > self.max_age_days:
+                self.log.warning(
+                    f"drop alert {key} could not be sent to {', '.join(entry['channels'])} "
+                    f"within {self.max_age_days} days; giving up"
+                )
+                del cursor.pending[key]
+                continue
+            failed = send(alert, entry["channels"], self.alerts, self.log)
+            if failed:
+                entry["channels"] = failed
+            else:
+                del cursor.pending[key]
+                self.report.delivered_late += 1
+
+    def read_new(self, asset: str, cursor: DropSensorCursor) -> bool:
+        """Process the asset's new materialisations; False when the tick must stop."""
+        while True:
+            records = self.instance.fetch_materializations(
+                dg.AssetRecordsFilter(
+                    asset_key=dg.AssetKey(asset), after_storage_id=cursor.after.get(asset)
+                ),
+                limit=BATCH_SIZE,
+                ascending=True,
+            ).records
+            # A partition materialised twice in a batch is judged once, at its latest.
+            latest = {r.partition_key: r.storage_id for r in records}
+            for record in records:
+                partition = record.partition_key
+                if partition is not None and latest[partition] == record.storage_id:
+                    if self.out_of_time():
+                        self.report.stopped = "time budget"
+                        return False
+                    try:
+                        self.judge(asset, partition, cursor)
+                    except StorageError as exc:
+                        self.report.stopped = "DuckDB busy"
+                        self.log.warning(f"{asset} {partition}: {exc}; trying again next tick")
+                        return False
+                cursor.after[asset] = record.storage_id
+            if len(records) < BATCH_SIZE:
+                return True
+
+    def judge(self, asset: str, partition: str, cursor: DropSensorCursor) -> None:
+        self.report.partitions += 1
+        if partition_age_days(partition, self.today) > self.max_age_days:
+            self.report.old_partitions += 1
+            return
+        day = dt.date.fromisoformat(partition)
+        drops = flag_drops(self.database, [asset], day, lock_wait_seconds=LOCK_WAIT_SECONDS)
+        if drops.empty:
+            return
+        alert = DropAlert.from_drops(asset, partition, drops, self.alerts.webserver_url)
+        self.report.alerts += 1
+        self.log.warning(log_text(alert))
+        failed = send(alert, self.alerts.channels(), self.alerts, self.log)
+        if failed:
+            cursor.pending[alert.key] = {"alert": alert.payload(), "channels": failed}
+        else:
+            cursor.pending.pop(alert.key, None)
+
+
+def build_drop_sensor(
+    max_partition_age_days: int = DEFAULT_MAX_PARTITION_AGE_DAYS,
+    name: str = "segment_drop_sensor",
+) -> dg.SensorDefinition:
+    """The drop sensor; partitions more than ``max_partition_age_days`` old never alert."""
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Alerts once per new provider partition with dropped segments (Dagster log, "
+            "Slack, JSON webhook), from the stored snapshots; never for partitions older than "
+            f"{max_partition_age_days} days, so backfills stay quiet. Failed deliveries are "
+            "retried on the next tick."
+        ),
+    )
+    def segment_drop_sensor(
+        context: dg.SensorEvaluationContext, alerts: DropAlerts
+    ) -> dg.SensorResult:
+        started = time.monotonic()
+        tick = DropSensorTick(
+            instance=context.instance,
+            alerts=alerts,
+            log=context.log,
+            database=database_path(),
+            today=dt.datetime.now(dt.UTC).date(),
+            max_age_days=max_partition_age_days,
+            out_of_time=lambda: time.monotonic() - started > TICK_BUDGET_SECONDS,
+        )
+        cursor = tick.run(DropSensorCursor.parse(context.cursor))
+        return dg.SensorResult(skip_reason=tick.report.text(), cursor=cursor.serialize())
+
+    return segment_drop_sensor
+
+
+segment_drop_sensor = build_drop_sensor()

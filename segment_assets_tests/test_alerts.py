@@ -1,0 +1,140 @@
+"""Alert messages and channels, delivered to a real HTTP receiver on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from segment_assets.alerts import (
+    MAX_DROPS_PER_ALERT,
+    SLACK_LINES,
+    DropAlert,
+    DropAlerts,
+    alerts_from_env,
+)
+
+from .drop_story import ERROR_DROP, VANISHED_DROP, drop_frame
+from .webhook_receiver import free_port
+
+PARTITION = "2026-03-14"
+
+
+def drops(count: int = 1, vanished: bool = True, name: str = "Paying users") -> pd.DataFrame:
+    """``count`` ERROR drops named after ``name``, and one vanished segment."""
+    rows = [
+        {**ERROR_DROP, "segment_id": f"seg-{i}", "segment_name": name if i == 0 else f"{name} {i}"}
+        for i in range(count)
+    ]
+    return drop_frame(*rows, *([VANISHED_DROP] if vanished else []))
+
+
+def alert(frame: pd.DataFrame) -> DropAlert:
+    return DropAlert.from_drops("onesignal_segments", PARTITION, frame, "http://dagster.internal")
+
+
+def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(receiver):
+    channels = DropAlerts(
+        slack_webhook_url=receiver.url("/slack"), alert_webhook_url=receiver.url("/hook")
+    )
+    message = alert(drops())
+    assert channels.channels() == ["slack", "webhook"]
+    assert channels.deliver(message, "slack") is None
+    assert channels.deliver(message, "webhook") is None
+
+    [slack] = receiver.delivered("/slack")
+    link = "http://dagster.internal/assets/onesignal_segments?view=partitions&partition=2026-03-14"
+    assert f"<{link}|open in Dagster>" in slack["text"]
+    assert "2 OneSignal segments dropped on 2026-03-14" in slack["text"]
+    assert "• Paying users (seg-0): 5,400 → 510 (−90 %) ERROR" in slack["text"]
+    assert "• Winter sale (old): 1,200 → gone (vanished) WARN" in slack["text"]
+
+    [hook] = receiver.delivered("/hook")
+    assert hook == {
+        "version": 1,
+        "partition": PARTITION,
+        "provider": "onesignal",
+        "account": "app-1",
+        "asset": "onesignal_segments",
+        "url": link,
+        "drop_count": 2,
+        "error_count": 1,
+        "truncated": False,
+        "drops": [
+            {
+                "segment_id": "seg-0",
+                "segment_name": "Paying users",
+                "account": "app-1",
+                "before": 5400,
+                "user_count": 510,
+                "expected": 5380.0,
+                "drop_pct": 90.5,
+                "severity": "ERROR",
+                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
+                "vanished": False,
+            },
+            {
+                "segment_id": "old",
+                "segment_name": "Winter sale",
+                "account": "app-1",
+                "before": 1200,
+                "user_count": None,
+                "expected": 1200.0,
+                "drop_pct": None,
+                "severity": "WARN",
+                "reason": "vanished: segment no longer listed (was 1,200 users)",
+                "vanished": True,
+            },
+        ],
+    }
+    assert DropAlert.from_payload(hook) == message  # what a retry resends is the same alert
+
+
+def test_a_big_incident_is_summarised_not_flooded(receiver):
+    message = alert(drops(count=150, vanished=False, name="VIP <EU> & co"))
+    payload = message.payload()
+    assert len(payload["drops"]) == MAX_DROPS_PER_ALERT
+    assert payload["drop_count"] == 150 and payload["truncated"] is True
+    DropAlerts(slack_webhook_url=receiver.url("/slack")).deliver(message, "slack")
+    [slack] = receiver.delivered("/slack")
+    lines = slack["text"].splitlines()
+    assert sum(line.startswith("•") for line in lines) == SLACK_LINES
+    assert lines[-1] == f"… and {150 - SLACK_LINES} more"
+    assert "VIP &lt;EU&gt; &amp; co" in slack["text"]  # Slack's control characters escaped
+
+
+def test_failures_are_reported_without_the_webhook_url(receiver):
+    message = alert(drops())
+    receiver.status["/t0ken"] = 500
+    broken = DropAlerts(alert_webhook_url=receiver.url("/t0ken"))
+    assert broken.deliver(message, "webhook") == "HTTP 500"
+
+    closed = DropAlerts(alert_webhook_url=f"http://127.0.0.1:{free_port()}/t0ken")
+    assert closed.deliver(message, "webhook") == "ConnectionError"
+
+    receiver.delay = 2.0
+    slow = DropAlerts(alert_webhook_url=receiver.url("/slow"), read_timeout_seconds=0.2)
+    started = time.monotonic()
+    assert slow.deliver(message, "webhook") == "ReadTimeout"
+    assert time.monotonic() - started < 1.5
+
+
+def test_webhook_urls_come_from_the_environment_and_the_ui_shows_only_their_names(monkeypatch):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T1/B2/s3cr3t")
+    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_WEBSERVER_URL", raising=False)
+    resource = alerts_from_env()
+    shown = repr(resource.get_resource_definition().config_schema.default_value)
+    assert "SLACK_WEBHOOK_URL" in shown and "s3cr3t" not in shown
+    ready = resource.process_config_and_initialize()
+    assert ready.channels() == ["slack"]
+    assert ready.webserver_url == "http://localhost:3000"
+
+    monkeypatch.delenv("SLACK_WEBHOOK_URL")
+    monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "https://dagster.example.com/")
+    quiet = alerts_from_env().process_config_and_initialize()
+    assert quiet.channels() == []
+    assert alert(drops()).url.startswith("http://dagster.internal/assets/")
+    assert DropAlert.from_drops(
+        "usercom_segments", PARTITION, drops(), quiet.webserver_url
+    ).url.startswith("https://dagster.example.com/assets/usercom_segments?")
