@@ -10,7 +10,7 @@ import pytest
 
 from segment_assets.alerts import DropAlerts
 from segment_assets.drops import flag_drops
-from segment_assets.sensors import DropSensorCursor, segment_drop_sensor
+from segment_assets.sensors import DropSensorCursor, DropSensorTick, segment_drop_sensor
 
 from .conftest import YESTERDAY
 from .drop_story import APP_ID, ASSET, days, largest_segments, small_config, snapshot, write_history
@@ -156,3 +156,34 @@ def test_the_code_location_runs_the_sensor_by_default_with_its_alert_channels():
     assert sensor.required_resource_keys == {"alerts"}
     assert "backfills stay quiet" in sensor.description
     dg.Definitions.validate_loadable(defs)
+
+
+def test_a_tick_that_runs_out_of_time_keeps_its_place(
+    emulator, resources, instance, duckdb_path, receiver, log
+):
+    for day in days(YESTERDAY, 2):
+        assert snapshot(emulator, resources, instance, day).success
+    alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK_PATH))
+
+    def run(cursor: DropSensorCursor, out_of_time) -> DropSensorTick:
+        tick = DropSensorTick(
+            instance=instance,
+            alerts=alerts,
+            log=log,
+            database=duckdb_path,
+            today=YESTERDAY + dt.timedelta(days=1),
+            max_age_days=2,
+            out_of_time=out_of_time,
+        )
+        tick.run(cursor)
+        return tick
+
+    budget = iter([False, True])  # time for one partition only
+    cursor = DropSensorCursor()
+    first = run(cursor, lambda: next(budget))
+    assert (first.report.partitions, first.report.stopped) == (1, "time budget")
+    seen = cursor.after[ASSET]
+    second = run(cursor, lambda: False)
+    assert (second.report.partitions, second.report.stopped) == (1, None)
+    assert cursor.after[ASSET] > seen
+    assert not receiver.requests  # a day or two of history: nothing to judge yet
