@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -139,9 +140,11 @@ class _Outcome:
 class RateLimiter:
     """Paces calls to at most ``rate`` per second across threads, and pauses them all.
 
-    Each caller reserves the next free slot (slots are ``1 / rate`` apart, so requests are
-    spread evenly rather than sent in bursts). :meth:`pause` pushes every later slot past
-    the given time, which is how one 429's ``Retry-After`` stops the whole client.
+    GCRA-style with no burst credit: callers pass a gate one at a time, each at least
+    ``1 / rate`` after the previous caller actually passed (not after its planned slot, so
+    a late thread wake-up never squeezes the next two requests together). :meth:`pause`
+    holds every caller, including one already waiting for its turn, until the given time:
+    that is how one 429's ``Retry-After`` stops the whole client.
     """
 
     def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -149,25 +152,29 @@ class RateLimiter:
             raise ValueError(f"rate must be positive, got {rate}")
         self.interval = 0.0 if rate is None else 1.0 / rate
         self._clock = clock
-        self._lock = threading.Lock()
-        self._next_slot = 0.0
+        self._gate = threading.Lock()  # one caller waits for its turn at a time
+        self._changed = threading.Condition()  # wakes that caller early when a pause is set
+        self._last = -math.inf
         self._paused_until = 0.0
 
     def acquire(self) -> float:
-        """Wait for this caller's slot; return the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_slot, self._paused_until)
-            self._next_slot = start + self.interval
-        wait = start - now
-        if wait > 0:
-            time.sleep(wait)
-        return wait
+        """Wait for this caller's turn; return the seconds waited."""
+        started = self._clock()
+        with self._gate, self._changed:
+            while True:
+                now = self._clock()
+                ready = max(self._last + self.interval, self._paused_until)
+                if ready <= now:
+                    break
+                self._changed.wait(ready - now)
+            self._last = now
+        return now - started
 
     def pause(self, seconds: float) -> None:
         """Hold every caller until ``seconds`` from now."""
-        with self._lock:
+        with self._changed:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+            self._changed.notify_all()
 
 
 def vendor_message(response: requests.Response, limit: int = 300) -> str | None:

@@ -78,6 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self._reset = False
+        self._providers_served: set[str] = set()  # per TCP connection
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, True)
 
@@ -130,7 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _provider(self, module: ModuleType, req: Request, route: Route, parts: SplitResult) -> None:
         state = self.server.state
-        admission = state.admit(route.provider, route.endpoint, route.account)
+        new_connection = route.provider not in self._providers_served
+        self._providers_served.add(route.provider)
+        admission = state.admit(route.provider, route.endpoint, route.account, new_connection)
         sw, fault = admission.switches, admission.fault
         status = 0
         try:
@@ -152,9 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault in POST_FAULTS:
                     resp = post_fault(fault, resp)
             status = resp.status
-            self._send(resp)
         finally:
+            # counted before the answer leaves, so a client that has read it sees it counted
             state.release(route.provider, route.account, status)
+        self._send(resp)
 
     def _run(self, module: ModuleType, req: Request, route: Route, sw: Switches) -> Response:
         try:

@@ -158,10 +158,15 @@ class EmulatorState:
             self._stats.reset()
 
     # -- used by the server --------------------------------------------------------------
-    def admit(self, provider: str, endpoint: str, account: str | None) -> Admission:
-        """Count the request as in flight and decide rate limiting and faults for it."""
+    def admit(
+        self, provider: str, endpoint: str, account: str | None, new_connection: bool = False
+    ) -> Admission:
+        """Count the request as in flight and decide rate limiting and faults for it.
+
+        ``new_connection``: the first request of ``provider`` on its TCP connection.
+        """
         with self._lock:
-            self._stats.enter(provider, endpoint, account)
+            self._stats.enter(provider, endpoint, account, new_connection)
             sw = self._faults.switches(provider, account)
             wait = 0.0
             if sw.rate_limit_rps:

@@ -11,6 +11,7 @@ from .config import PROVIDERS
 def _empty() -> dict[str, Any]:
     return {
         "requests": 0,
+        "connections": 0,
         "by_endpoint": {},
         "by_account": {},
         "by_status": {},
@@ -22,15 +23,21 @@ def _empty() -> dict[str, Any]:
 
 
 class Stats:
-    """``by_endpoint``/``by_account`` count requests; ``by_status`` counts answers by code."""
+    """``by_endpoint``/``by_account`` count requests; ``by_status`` counts answers by code;
+    ``connections`` counts the TCP connections that carried the provider's requests (a
+    client that keeps connections alive opens about as many as it has requests in flight).
+    """
 
     def __init__(self) -> None:
         self._data = {p: _empty() for p in PROVIDERS}
         self._in_flight_by_account: dict[tuple[str, str], int] = {}
 
-    def enter(self, provider: str, endpoint: str, account: str | None) -> None:
+    def enter(
+        self, provider: str, endpoint: str, account: str | None, new_connection: bool = False
+    ) -> None:
         d = self._data[provider]
         d["requests"] += 1
+        d["connections"] += int(new_connection)
         d["by_endpoint"][endpoint] = d["by_endpoint"].get(endpoint, 0) + 1
         d["in_flight"] += 1
         d["max_in_flight"] = max(d["max_in_flight"], d["in_flight"])
