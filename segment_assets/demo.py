@@ -109,6 +109,21 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt, whatever the parent ignored."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def prepare_instance() -> None:
+    """Create (or migrate) the instance's storage once, before ``dagster dev`` and the
+    seeding open it from two processes."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        instance.upgrade(print_fn=lambda _message: None)
+
+
 def start_emulator(port: int, env: dict[str, str]) -> subprocess.Popen:
     _require_free(port, "DEMO_EMULATOR_PORT")
     proc = _spawn([sys.executable, "-m", "segment_assets.emulator", "--port", str(port)], env)
@@ -199,17 +214,19 @@ def main() -> int:
     emulator_url = f"http://{HOST}:{emulator_port}"
     ui_url = f"http://{HOST}:{port}"
     children: list[subprocess.Popen] = []
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _stop_on_signals()
     try:
         if use_emulator:
             children.append(start_emulator(emulator_port, env))
             env.update(emulator_env(emulator_url))
         else:
             print("demo: provider credentials found; using the real providers (no emulator)")
-        children.append(start_dagster(port, home, env))
         os.environ.update(env)  # the seeding below runs in this process on the same instance
+        prepare_instance()
+        children.append(start_dagster(port, home, env))
         if use_emulator:
             seed(emulator_url, days)
+            _stop_on_signals()  # Dagster's in-process runs re-map SIGTERM
         _wait_until_up(f"{ui_url}/server_info", children[-1], "dagster dev", 120)
         print(f"\ndemo: ready. Open {ui_url}/assets (Ctrl-C stops everything)\n", flush=True)
         children[-1].wait()

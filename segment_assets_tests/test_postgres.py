@@ -1,0 +1,147 @@
+"""The production instance (deploy/dagster.yaml) on a real PostgreSQL server.
+
+CI starts a server and sets ``SEGMENT_ASSETS_TEST_PG_DSN``
+(``postgresql://user:password@host:port/db``); without it, a throwaway server is started
+from the local PostgreSQL binaries. Only when there are none is the test skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dagster as dg
+import pytest
+
+from segment_assets.alerts import DropAlerts
+from segment_assets.sensors import segment_drop_sensor
+
+from .conftest import YESTERDAY
+from .dagster_ui import free_port
+from .drop_story import APP_ID, days, largest_segments, small_config, snapshot, write_history
+
+DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
+DSN_ENV = "SEGMENT_ASSETS_TEST_PG_DSN"
+
+pytestmark = pytest.mark.slow
+
+
+def postgres_bin() -> Path | None:
+    """The folder with initdb/pg_ctl/postgres, from PATH or Debian's versioned layout."""
+    found = shutil.which("pg_ctl")
+    if found and shutil.which("initdb"):
+        return Path(found).resolve().parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: p.split("/"))
+    return Path(versions[-1]).parent if versions else None
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to the postgres user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@pytest.fixture(scope="module")
+def server_dsn() -> Iterator[str]:
+    if os.environ.get(DSN_ENV):
+        yield os.environ[DSN_ENV]
+        return
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip(
+            f"no PostgreSQL server binaries (initdb, pg_ctl) on this machine and {DSN_ENV} "
+            "is not set; install them with `apt-get install postgresql` (CI does)"
+        )
+    folder = tempfile.mkdtemp(prefix="segment_assets_pg_")
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+    data, port = f"{folder}/data", free_port()
+    run = dict(check=True, capture_output=True, timeout=60)
+    subprocess.run(_as_postgres([f"{bin_dir}/initdb", "-D", data, "-U", "dagster",
+                                 "--auth=trust"]), **run)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = f"{bin_dir}/pg_ctl"
+    subprocess.run(_as_postgres([pg_ctl, "-D", data, "-o", options, "-l", f"{folder}/log",
+                                 "-w", "start"]), **run)  # fmt: skip
+    try:
+        yield f"postgresql://dagster:unused@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "immediate", "stop"]), **run)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_instance(server_dsn, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
+    """A DagsterInstance from deploy/dagster.yaml on a fresh database of that server."""
+    import psycopg2
+
+    url = urlsplit(server_dsn)
+    database = f"segment_assets_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(server_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {database}")
+    conn.close()
+    for name, value in {
+        "DAGSTER_PG_HOST": url.hostname,
+        "DAGSTER_PG_PORT": str(url.port or 5432),
+        "DAGSTER_PG_USER": url.username,
+        "DAGSTER_PG_PASSWORD": url.password or "",
+        "DAGSTER_PG_DB": database,
+    }.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(DEPLOY_YAML, home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def emulator_config():
+    return small_config()
+
+
+def test_the_production_instance_stores_runs_checks_and_sensor_state_in_postgres(
+    pg_instance, emulator, resources, duckdb_path
+):
+    instance = pg_instance
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+    onesignal = resources["onesignal"].process_config_and_initialize()
+    write_history(emulator, {"onesignal": onesignal}, duckdb_path, days(YESTERDAY, 9)[:-1])
+    [(segment_id, name)] = largest_segments(emulator, 1)
+    emulator.state.plant_drop("onesignal", APP_ID, segment_id, start=YESTERDAY, factor=0.1)
+    result = snapshot(emulator, resources, instance, YESTERDAY)
+    assert result.success
+
+    [record] = instance.get_run_records()
+    assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    assert record.dagster_run.tags["dagster/partition"] == YESTERDAY.isoformat()
+    key = dg.AssetKey("onesignal_segments")
+    assert instance.get_materialized_partitions(key) == {YESTERDAY.isoformat()}
+    [check] = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(key, "no_sudden_drops"), limit=1
+    )
+    assert check.run_id == record.dagster_run.run_id
+    assert check.evaluation.passed is False
+
+    context = dg.build_sensor_context(
+        instance=instance, resources={"alerts": DropAlerts()}, sensor_name=segment_drop_sensor.name
+    )
+    tick = segment_drop_sensor(context)
+    assert "1 alert(s)" in tick.skip_reason.skip_message
+    again = dg.build_sensor_context(
+        instance=instance, resources={"alerts": DropAlerts()}, cursor=tick.cursor
+    )
+    assert "0 alert(s)" in segment_drop_sensor(again).skip_reason.skip_message
