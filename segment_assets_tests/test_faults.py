@@ -7,15 +7,20 @@ status and the provider's own words, and leaves the partition as it was.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import dagster as dg
 import pytest
 
+from segment_assets.alerts import DropAlerts
 from segment_assets.emulator import EmulatorConfig
+from segment_assets.sensors import segment_drop_sensor
 
 from .conftest import YESTERDAY, failure_text
+from .drop_story import days, write_history
 from .resilience import (
+    ONESIGNAL_APP,
     PROVIDERS,
     counts_of,
     expected_counts,
@@ -136,3 +141,41 @@ def test_a_failed_rerun_keeps_the_rows_the_partition_already_had(
     for provider in PROVIDERS:
         after = stored(duckdb_path, provider, YESTERDAY)
         assert after.equals(before[provider]), f"{provider} rows changed by a failed run"
+
+
+@pytest.mark.slow
+def test_an_outage_is_not_a_drop_and_the_real_drop_is_reported_once_the_data_arrives(
+    emulator, fast, instance, duckdb_path, receiver
+):
+    hook = "/alerts"
+    alerts = DropAlerts(alert_webhook_url=receiver.url(hook))
+    write_history(emulator, fast, duckdb_path, days(YESTERDAY - dt.timedelta(days=1), 8))
+    truth = [t for t in emulator.state.truth("onesignal") if t["subscriber_count"]]
+    largest = max(truth, key=lambda t: t["subscriber_count"])
+    emulator.state.plant_drop("onesignal", ONESIGNAL_APP, largest["id"], start=YESTERDAY)
+    emulator.state.set_date(YESTERDAY)
+
+    # OneSignal is down all day: the partition fails and stores nothing
+    emulator.state.set_faults("onesignal", fail_always="503-html")
+    assert not materialize(fast, instance, YESTERDAY, providers=["onesignal"]).success
+    assert stored(duckdb_path, "onesignal", YESTERDAY).empty
+
+    first = tick(instance, None, alerts)
+    assert receiver.requests == []  # no alert for the missing partition
+    assert "0 alert(s)" in first.skip_reason.skip_message
+
+    # it comes back; the re-run stores the day, and the one real drop is reported once
+    emulator.state.clear_faults()
+    assert materialize(fast, instance, YESTERDAY, providers=["onesignal"]).success
+    second = tick(instance, first.cursor, alerts)
+    [alert] = receiver.delivered(hook)
+    assert [d["segment_id"] for d in alert["drops"]] == [largest["id"]]
+    tick(instance, second.cursor, alerts)
+    assert len(receiver.requests) == 1
+
+
+def tick(instance, cursor, alerts) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"alerts": alerts}
+    )
+    return segment_drop_sensor(context)
