@@ -129,8 +129,12 @@ class ActionHubResource(ProviderResource):
     min_weight: float = Field(default=0.5)
     force_refresh: bool = Field(default=False)
     page_size: int = Field(default=50)
-    max_requests_per_second: float | None = Field(default=10.0)
-    max_concurrency: int = Field(default=4)
+    max_requests_per_second: float | None = Field(
+        default=10.0, description="Requests per second (ACTIONHUB_MAX_RPS); empty = no limit."
+    )
+    max_concurrency: int = Field(
+        default=4, description="Pages in flight at once (ACTIONHUB_MAX_CONCURRENCY)."
+    )
 
     def account(self) -> str:
         return self.program_id
@@ -172,7 +176,9 @@ class UserComResource(ProviderResource):
 
     api_key: str = Field(description="User.com API token (header Authorization: Token …).")
     base_url: str = Field(description="https://<app subdomain>.user.com/api/public")
-    max_requests_per_second: float | None = Field(default=5.0)
+    max_requests_per_second: float | None = Field(
+        default=5.0, description="Requests per second (USERCOM_MAX_RPS); empty = no limit."
+    )
 
     def account(self) -> str:
         return usercom.account_of(self.base_url)
@@ -194,8 +200,14 @@ class OneSignalResource(ProviderResource):
     api_key: str = Field(description="OneSignal App API key (header Authorization: Key …).")
     app_id: str = Field(description="OneSignal app id (UUID).")
     base_url: str = Field(default=onesignal.DEFAULT_BASE_URL)
-    max_requests_per_second: float | None = Field(default=1.0)
-    max_concurrency: int = Field(default=2)
+    max_requests_per_second: float | None = Field(
+        default=1.0,
+        description="Requests per second (ONESIGNAL_MAX_RPS); OneSignal documents about one "
+        "view request per second per app.",
+    )
+    max_concurrency: int = Field(
+        default=2, description="Views in flight at once (ONESIGNAL_MAX_CONCURRENCY)."
+    )
 
     def account(self) -> str:
         return self.app_id
