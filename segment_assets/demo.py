@@ -228,7 +228,7 @@ def main() -> int:
             seed(emulator_url, days)
             _stop_on_signals()  # Dagster's in-process runs re-map SIGTERM
         _wait_until_up(f"{ui_url}/server_info", children[-1], "dagster dev", 120)
-        print(f"\ndemo: ready. Open {ui_url}/assets (Ctrl-C stops everything)\n", flush=True)
+        print(f"\ndemo: ready. Open {ui_url}/asset-groups (Ctrl-C stops everything)\n", flush=True)
         children[-1].wait()
         return children[-1].returncode
     except KeyboardInterrupt:
