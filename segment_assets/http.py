@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import re
 import threading
@@ -140,11 +141,14 @@ class _Outcome:
 class RateLimiter:
     """Paces calls to at most ``rate`` per second across threads, and pauses them all.
 
-    GCRA-style with no burst credit: callers pass a gate one at a time, each at least
-    ``1 / rate`` after the previous caller actually passed (not after its planned slot, so
-    a late thread wake-up never squeezes the next two requests together). :meth:`pause`
-    holds every caller, including one already waiting for its turn, until the given time:
-    that is how one 429's ``Retry-After`` stops the whole client.
+    GCRA-style with no burst credit: callers pass a gate one at a time on a schedule of
+    slots ``1 / rate`` apart. A caller that was waiting for its slot and wakes up a little
+    late (thread scheduling) does not push the schedule back, so such delays do not add up
+    over a long run; a caller that arrives after its slot (the client was idle) or wakes
+    more than half a slot late starts the schedule afresh from now, so no credit is saved
+    up and two requests are never closer than half a slot. :meth:`pause` holds every
+    caller, including one already waiting for its turn, until the given time: that is how
+    one 429's ``Retry-After`` stops the whole client.
     """
 
     def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -154,7 +158,7 @@ class RateLimiter:
         self._clock = clock
         self._gate = threading.Lock()  # one caller waits for its turn at a time
         self._changed = threading.Condition()  # wakes that caller early when a pause is set
-        self._last = -math.inf
+        self._next = -math.inf  # the next free slot
         self._paused_until = 0.0
 
     def acquire(self) -> float:
@@ -163,11 +167,13 @@ class RateLimiter:
         with self._gate, self._changed:
             while True:
                 now = self._clock()
-                ready = max(self._last + self.interval, self._paused_until)
+                ready = max(self._next, self._paused_until)
                 if ready <= now:
                     break
                 self._changed.wait(ready - now)
-            self._last = now
+            queued = started <= ready  # waited for this slot, rather than arriving after it
+            slot = ready if queued and now - ready <= self.interval / 2 else now
+            self._next = slot + self.interval
         return now - started
 
     def pause(self, seconds: float) -> None:
@@ -255,6 +261,13 @@ class ProviderHTTP:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update(headers)
+        # requests would re-read the proxy and CA-bundle variables (and ~/.netrc) on every
+        # call; read them once for the configured host and keep them.
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self.session.verify = bundle
+        self.session.trust_env = False
         self.stats = {"requests": 0, "retries": 0, "rate_limited": 0}
         self._stats_lock = threading.Lock()
 
