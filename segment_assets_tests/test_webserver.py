@@ -112,7 +112,9 @@ def test_a_partition_launched_through_the_ui_api_fails_its_drop_check(
         "/".join(n["assetKey"]["path"]): n for n in graphql(webserver, ASSET_NODES)["assetNodes"]
     }
     assert {"actionhub_segments", "usercom_segments", "onesignal_segments"} <= set(nodes)
-    assert nodes["onesignal_segments"]["groupName"] == "segments"
+    for node in nodes.values():  # what the UI shows for every asset
+        assert node["description"] and node["groupName"] == "segments"
+        assert "duckdb" in node["kinds"]
     assert set(nodes["onesignal_segments"]["kinds"]) == {"duckdb", "onesignal"}
 
     onesignal = resources["onesignal"].process_config_and_initialize()
