@@ -1,0 +1,717 @@
+"""Find segments that suddenly lost users: pure, vectorised pandas/numpy, no Dagster.
+
+``find_drops(history, as_of)`` judges one day (``as_of``) against the days before it. The
+work is done on segment × day matrices of the ``HISTORY_DAYS_NEEDED`` days before ``as_of``,
+with group-wise numpy operations over all segments at once: no Python loop per segment or
+per day, and older rows are never read.
+
+What counts as an observation
+-----------------------------
+A count is an observation when the segment is listed, the count is not NULL, the row is not
+``too_heavy`` and — for User.com, whose ``object_count`` is a cache — its ``last_counted``
+differs from the one of the segment's previous snapshot. A repeated cached count carries no
+new information: it is neither judged nor used as history. A new User.com count belongs to
+the day of its ``last_counted`` (normally the snapshot day; the day before when that
+snapshot is missing), so a Sunday count read on Monday is compared with Sundays.
+
+How a day is judged
+-------------------
+Counts are compared on a log scale (``log1p``): weekly patterns, growth and noise of segment
+sizes are relative. Medians and MADs throughout, so earlier incidents do not move the
+baseline, and the judged day is never part of its own baseline.
+
+1. **Weekday pattern.** Each observation before ``as_of`` is compared with the median of the
+   7 days centred on it (29 for sparse series such as rarely recounted User.com segments);
+   the median of that ratio per weekday over the window is the weekday's factor, so a
+   regular weekend dip is expected, not a drop. A factor that would raise the expected
+   count is shrunk by twice its standard error and needs three observations, so one spike
+   or a level shift cannot invent a busy weekday.
+2. **Trend.** The median week-over-week change of the last four weeks, per day, followed
+   up to 1 % a day upwards and 3 % downwards.
+3. **Level.** The median of the 14 days before the judged day with the weekday factors taken
+   out, moved forward by the trend. **Expected** = level × weekday factor. Once an incident
+   starts (a day low against that expectation), this level follows the incident down within
+   a week, so until the incident leaves the last four weeks the level it started from
+   (moved by the trend when that is downwards) remains a floor: the day after a long
+   incident is still judged against the normal level. Series too sparse for a 14-day
+   median use the median of eight weeks.
+4. **Noise** is the robust spread (1.4826 × MAD) of the forecast errors over the last four
+   weeks, kept between once and twice the spread of the changes between consecutive
+   observations (which incidents barely touch), and at least ``min_noise``. Counting noise
+   (1/√expected on a log scale) is added, so small segments need more evidence, and so is
+   the uncertainty of a weekday never observed in the window (the largest weekday effect
+   seen, at least 0.3).
+5. A day is **low** when its count is below expected by at least ``min_z`` noise units AND
+   ``min_drop_pct`` percent AND ``min_drop_users`` users. It is **recovered** when it misses
+   expected by less than ``recovery_fraction`` × ``min_drop_pct`` percent or
+   ``recovery_fraction`` × ``min_drop_users`` users.
+6. A low ``as_of`` is a **new drop** unless the segment is still in an earlier drop: a low
+   day in the four weeks before ``as_of`` with no recovered day after it. A drop that lasts
+   for days alerts once; a recovery followed by a new fall alerts again.
+
+Never judged (no drop row): a segment absent on ``as_of``, a NULL count, a ``too_heavy`` row,
+a User.com count whose ``last_counted`` did not change, a provider account with no rows at
+all on ``as_of`` (a snapshot outage, not lost users), and a segment with fewer than
+``min_history_days`` observations in the window before ``as_of``.
+
+Vanished segments: a segment listed on its account's previous snapshot day but not on
+``as_of``, while other segments of the same provider account are listed on ``as_of``, is
+reported once with ``severity`` WARN, ``user_count`` NA, ``drop_pct`` NaN, ``expected`` its
+last count and a ``reason`` starting with ``"vanished"`` (see :func:`is_vanished`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "HISTORY_DAYS_NEEDED",
+    "OUTPUT_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "DropThresholds",
+    "find_drops",
+    "is_vanished",
+]
+
+WEEK = 7
+LEVEL_DAYS = 2 * WEEK  # days behind the short level median
+LONG_LEVEL_DAYS = 8 * WEEK  # days behind the level of series too sparse for LEVEL_DAYS
+TREND_DAYS = 4 * WEEK  # days of week-over-week changes behind the trend
+NOISE_DAYS = 4 * WEEK  # days of forecast errors behind the noise
+LOOKBACK = NOISE_DAYS  # how far back "is the segment still in an earlier drop?" looks
+SPARSE_FRACTION = 0.7  # below this share of observed days, weekday factors look wider
+UNSEEN_WEEKDAY_NOISE = 0.3  # uncertainty (log scale) of a weekday never observed
+MAX_GROWTH = 0.01  # largest trend followed upwards (log scale per day, about 1 %)
+MAX_DECLINE = 0.03  # largest trend followed downwards (about 3 % a day)
+
+#: Days before ``as_of`` that :func:`find_drops` reads (nine weeks: the weekday factors use
+#: all of them); older rows are ignored, so storage only needs to return
+#: ``as_of - HISTORY_DAYS_NEEDED`` … ``as_of``.
+HISTORY_DAYS_NEEDED: int = 9 * WEEK  # 63
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "provider",
+    "account",
+    "segment_id",
+    "snapshot_date",
+    "user_count",
+)
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "provider",
+    "account",
+    "segment_id",
+    "snapshot_date",
+    "user_count",
+    "expected",
+    "drop_pct",
+    "severity",
+    "reason",
+)
+VANISHED = "vanished"
+
+_MAD_TO_SIGMA = 1.4826
+_MINUS = "\u2212"
+_ARROW = "\u2192"
+
+# Column of as_of in the window matrices (column 0 is as_of - HISTORY_DAYS_NEEDED). It is a
+# multiple of 7, so column d has weekday d % 7 counted from as_of's.
+_T = HISTORY_DAYS_NEEDED
+_WIDTH = HISTORY_DAYS_NEEDED + 1
+
+
+@dataclass(frozen=True)
+class DropThresholds:
+    """The rules that make a count a drop; each field is also a keyword of :func:`find_drops`.
+
+    Attributes:
+        min_drop_pct: a drop is at least this many percent below expected (default 30).
+        min_drop_users: ... and at least this many users below expected (default 50), so
+            tiny segments moving by a handful of users never alert.
+        min_z: ... and at least this many noise units below expected (default 4.0); the
+            noise is the segment's own robust day-to-day forecast error on a log scale, so
+            a noisy segment needs a deeper fall than a smooth one.
+        min_noise: floor on that noise (default 0.02, about 2 %), so a flat series (a cached
+            count that did not move for weeks) is not read as noise-free.
+        error_drop_pct: drops of at least this many percent are ``ERROR``, smaller ones
+            ``WARN`` (default 60).
+        min_history_days: a segment needs this many observations in the window before
+            ``as_of`` to be judged (default 7).
+        recovery_fraction: after a drop, a day counts as recovered once it misses expected
+            by less than this fraction of the percent or of the users threshold (default
+            0.5: 15 % or 25 users); until then later days are not new drops.
+    """
+
+    min_drop_pct: float = 30.0
+    min_drop_users: float = 50.0
+    min_z: float = 4.0
+    min_noise: float = 0.02
+    error_drop_pct: float = 60.0
+    min_history_days: int = 7
+    recovery_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_drop_pct < 100:
+            raise ValueError("min_drop_pct must be between 0 and 100 (exclusive)")
+        if self.min_drop_users < 0 or self.min_z < 0 or self.min_noise <= 0:
+            raise ValueError("min_drop_users and min_z must be >= 0, min_noise > 0")
+        if not 0 <= self.recovery_fraction <= 1:
+            raise ValueError("recovery_fraction must be between 0 and 1")
+        if not 1 <= self.min_history_days <= HISTORY_DAYS_NEEDED:
+            raise ValueError(f"min_history_days must be between 1 and {HISTORY_DAYS_NEEDED}")
+
+
+def is_vanished(drops: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the rows of a :func:`find_drops` result that are vanished segments."""
+    return drops["reason"].astype("string").str.startswith(VANISHED).fillna(False).astype(bool)
+
+
+def find_drops(
+    history: pd.DataFrame,
+    as_of: dt.date,
+    thresholds: DropThresholds | None = None,
+    **overrides: Any,
+) -> pd.DataFrame:
+    """Segments that newly dropped on ``as_of`` (the rules are in the module docstring).
+
+    Args:
+        history: one row per segment and snapshot day with at least ``provider, account,
+            segment_id, snapshot_date, user_count``; optionally ``segment_name``,
+            ``last_counted`` and ``too_heavy`` (User.com). A segment is identified by
+            (provider, account, segment_id). Rows after ``as_of`` or more than
+            ``HISTORY_DAYS_NEEDED`` days before it are ignored.
+        as_of: the day to judge.
+        thresholds: a :class:`DropThresholds`; defaults to ``DropThresholds()``.
+        **overrides: any :class:`DropThresholds` field, e.g. ``min_drop_pct=40``.
+
+    Returns:
+        One row per segment newly dropping (or vanished) on ``as_of``: ``provider, account,
+        segment_id, snapshot_date, user_count`` (Int64), ``expected`` and ``drop_pct``
+        (float; percent below expected, 93.0 for −93 %), ``severity`` ("ERROR" or "WARN")
+        and ``reason`` (in words), plus ``segment_name`` when the input has it. ERROR rows
+        first, then by size of the drop. Empty, with the same columns, when nothing drops.
+    """
+    th = dataclasses.replace(thresholds or DropThresholds(), **overrides)
+    as_of = _as_date(as_of)
+    missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks column(s): {', '.join(missing)}")
+    with_name = "segment_name" in history.columns
+
+    win = _Window.build(history, as_of)
+    if win is None:
+        return _empty(with_name)
+
+    obs = win.observed
+    fc = _forecast(obs, win.counts, win.today_shift, th)
+    recent = slice(_T - LOOKBACK, _WIDTH)  # the lookback days, then as_of
+    count, variance, season = obs[:, recent], fc.variance[:, recent], fc.season[:, recent]
+    short_log, long_log = fc.short[:, recent], fc.long[:, recent]
+
+    # Once an incident starts (a day low against the short level after one that was not),
+    # the short level follows it down within a week; the level the incident started from
+    # stays the baseline (moved by the trend when that is downwards) so that the days after
+    # a long incident are still judged against it. A slow, unalarming change of level is
+    # the short level's alone. Sparse series without a short level use the long one.
+    low_short, _ = _judge(count, short_log, variance, th)
+    start = low_short & ~_previous(low_short, ~np.isnan(count), fill=False)
+    columns = np.broadcast_to(np.arange(count.shape[1]), count.shape)
+    began = _previous(columns, start, fill=-1)
+    before = np.take_along_axis(short_log - season, np.maximum(began, 0), axis=1)
+    drift = np.minimum(fc.trend, 0.0)[:, None] * (columns - began)
+    bridge = np.where(began >= 0, before + drift + season, np.nan)
+    expected_log = np.fmax(short_log, bridge)
+    expected_log = np.where(np.isnan(short_log), long_log, expected_log)
+    low, recovered = _judge(count, expected_log, variance, th)
+
+    # Still in an earlier drop: a low day in the lookback with no recovered day after it.
+    in_drop = _last_true(low[:, :-1]) > _last_true(recovered[:, :-1])
+    history_days = np.count_nonzero(~np.isnan(obs[:, :_T]), axis=1)
+    judged = ~np.isnan(obs[:, _T]) & (history_days >= th.min_history_days)
+    new = judged & low[:, -1] & ~in_drop
+    expected = np.expm1(expected_log[:, -1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pct = 100.0 * (expected - count[:, -1]) / expected
+
+    seg = np.flatnonzero(new)
+    drops = _drop_frame(win, seg, expected, pct, th, with_name)
+    vanished = _vanished_frame(win, with_name)
+    return _finish([drops, vanished], with_name)
+
+
+def _judge(
+    count: np.ndarray, expected_log: np.ndarray, variance: np.ndarray, th: DropThresholds
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which counts are low (all three thresholds met) and which are recovered (missing
+    expected by less than ``recovery_fraction`` of the percent or of the users threshold).
+
+    The noise adds counting noise (about 1/sqrt(expected) on a log scale) to ``variance``,
+    so that small segments need more evidence.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.expm1(expected_log)
+        shortfall = expected - count
+        pct = 100.0 * shortfall / expected
+        noise = np.sqrt(variance + 1.0 / (expected + 1.0))
+        z = (expected_log - np.log1p(count)) / noise
+    known = np.isfinite(pct) & (expected > 0)
+    low = known & (pct >= th.min_drop_pct) & (shortfall >= th.min_drop_users) & (z >= th.min_z)
+    scale = th.recovery_fraction
+    recovered = known & ((pct < scale * th.min_drop_pct) | (shortfall < scale * th.min_drop_users))
+    return low, recovered
+
+
+# --------------------------------------------------------------------------------------
+# The window matrices
+
+
+@dataclass
+class _Window:
+    """The history reduced to the window, as segment × day matrices (column ``_T`` = as_of)."""
+
+    as_of: dt.date
+    counts: np.ndarray  # float: the listed count, NaN when absent, NULL or too_heavy
+    observed: np.ndarray  # float: new counts only (no repeated caches), on the day made
+    today_shift: np.ndarray  # int per segment: days between as_of's count and as_of
+    present: np.ndarray  # bool: the segment was listed that day
+    row_of: np.ndarray  # int: position in ``rows`` of the segment's row that day, -1 if none
+    group: np.ndarray  # int per segment: its provider+account
+    rows: dict[str, Any]  # the window's rows, column name → array
+
+    @classmethod
+    def build(cls, history: pd.DataFrame, as_of: dt.date) -> _Window | None:
+        start = as_of - dt.timedelta(days=HISTORY_DAYS_NEEDED)
+        positions, day = _day_offsets(history["snapshot_date"], start, as_of)
+        if positions.size == 0:
+            return None
+        cols = [c for c in (*REQUIRED_COLUMNS, "segment_name") if c in history.columns]
+        cols += [c for c in ("last_counted", "too_heavy") if c in history.columns]
+        # Column by column, as arrays: copying the whole (possibly long) history or building
+        # a DataFrame of the window would cost more than the detection itself.
+        rows = {c: _take(history[c], positions) for c in cols}
+
+        provider = pd.factorize(rows["provider"])[0].astype(np.int64)
+        account = pd.factorize(rows["account"])[0].astype(np.int64)
+        sid = pd.factorize(rows["segment_id"])[0].astype(np.int64)
+        group_of_row = pd.factorize(provider * (account.max() + 1) + account)[0]
+        seg = pd.factorize(group_of_row.astype(np.int64) * (sid.max() + 1) + sid)[0]
+        n_seg = int(seg.max()) + 1
+
+        values = _float_values(rows["user_count"])
+        values[values < 0] = np.nan
+        if "too_heavy" in rows:
+            values[_true_mask(rows["too_heavy"])] = np.nan
+
+        counts = np.full((n_seg, _WIDTH), np.nan)
+        counts[seg, day] = values
+        present = np.zeros((n_seg, _WIDTH), dtype=bool)
+        present[seg, day] = True
+        row_of = np.full((n_seg, _WIDTH), -1, dtype=np.int64)
+        row_of[seg, day] = np.arange(positions.size)
+        group = np.zeros(n_seg, dtype=np.int64)
+        group[seg] = group_of_row
+
+        observed = counts
+        today_shift = np.zeros(n_seg, dtype=np.int64)
+        if "last_counted" in rows:
+            repeated, counted_on = _count_days(rows["last_counted"], seg, day, n_seg, start)
+            observed = np.where(repeated, np.nan, counts)
+            # A new count made before its snapshot day (the snapshots in between are
+            # missing) belongs to the day it was made: move it there. as_of's count stays in
+            # place and only its weekday follows (see _forecast).
+            s_idx, d_idx = np.nonzero((counted_on < np.arange(_WIDTH)) & ~np.isnan(observed))
+            keep = d_idx < _T
+            moved = observed[s_idx[keep], d_idx[keep]]
+            observed[s_idx[keep], d_idx[keep]] = np.nan
+            observed[s_idx[keep], counted_on[s_idx[keep], d_idx[keep]]] = moved
+            today_shift = np.where(np.isnan(observed[:, _T]), 0, _T - counted_on[:, _T])
+        return cls(as_of, counts, observed, today_shift, present, row_of, group, rows)
+
+
+def _day_offsets(dates: pd.Series, start: dt.date, as_of: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the rows with ``start <= snapshot_date <= as_of``, and their column."""
+    if pd.api.types.is_datetime64_any_dtype(dates.dtype):
+        if getattr(dates.dt, "tz", None) is not None:
+            dates = dates.dt.tz_localize(None)
+        days = dates.to_numpy().astype("datetime64[D]")
+        offset = (days - np.datetime64(start, "D")).astype(np.int64)
+        keep = ~np.isnat(days) & (offset >= 0) & (offset <= HISTORY_DAYS_NEEDED)
+        positions = np.flatnonzero(keep)
+        return positions, offset[positions]
+    values = dates.to_numpy(dtype=object)
+    try:
+        positions = np.flatnonzero((values >= start).astype(bool))
+        positions = positions[(values[positions] <= as_of).astype(bool)]
+    except TypeError:  # datetimes, strings or missing values: the general, slower path
+        return _day_offsets(pd.to_datetime(dates, errors="coerce"), start, as_of)
+    codes, uniques = pd.factorize(values[positions])
+    # at most HISTORY_DAYS_NEEDED + 1 distinct days
+    unique_days = np.array([(d - start).days for d in uniques], dtype=np.int64)
+    return positions, unique_days[codes]
+
+
+def _take(column: pd.Series, positions: np.ndarray) -> Any:
+    """The column's values at ``positions``: a numpy array, or an extension array."""
+    if isinstance(column.dtype, np.dtype):
+        return column.to_numpy()[positions]
+    return column.array[positions]
+
+
+def _float_values(values: Any) -> np.ndarray:
+    """Counts as float64 with NaN for NULL (nullable integers, floats or objects)."""
+    if isinstance(values, pd.api.extensions.ExtensionArray) and pd.api.types.is_numeric_dtype(
+        values.dtype
+    ):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    series = pd.to_numeric(pd.Series(values, copy=False), errors="coerce")
+    return series.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _true_mask(values: Any) -> np.ndarray:
+    """True where the value is True (NULL, False and anything else are False)."""
+    series = pd.Series(values, copy=False)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.fillna(False).to_numpy(dtype=bool)
+    return series.eq(True).fillna(False).to_numpy(dtype=bool)
+
+
+def _count_days(
+    last_counted: Any, seg: np.ndarray, day: np.ndarray, n_seg: int, start: dt.date
+) -> tuple[np.ndarray, np.ndarray]:
+    """From ``last_counted``: which counts repeat a cache, and the day each count was made.
+
+    Returns segment × day matrices: ``repeated`` (the stamp equals the one of the segment's
+    previous snapshot, or the window's first stamp is older than the day before its
+    snapshot) and ``counted_on`` (the column of the day of ``last_counted``, kept after the
+    previous snapshot and not after the snapshot itself; the snapshot's column when the
+    stamp is unknown).
+    """
+    stamps = pd.to_datetime(pd.Series(last_counted, copy=False), utc=True, errors="coerce")
+    known = stamps.notna().to_numpy()
+    ns = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)
+    matrix = np.zeros((n_seg, _WIDTH), dtype=np.int64)
+    has = np.zeros((n_seg, _WIDTH), dtype=bool)
+    matrix[seg[known], day[known]] = ns[known]
+    has[seg[known], day[known]] = True
+    columns = np.arange(_WIDTH)
+    last = np.maximum.accumulate(np.where(has, columns, -1), axis=1)
+    previous = np.concatenate([np.full((n_seg, 1), -1), last[:, :-1]], axis=1)
+    before = np.take_along_axis(matrix, np.maximum(previous, 0), axis=1)
+    day_ns = 86_400_000_000_000
+    stamp_day = np.floor_divide(matrix - np.datetime64(start, "ns").astype(np.int64), day_ns)
+    # The first stamp in the window has no previous one to compare with: it is a new count
+    # only if it is from the snapshot day or the day before.
+    old_first = (previous < 0) & (stamp_day < columns - 1)
+    repeated = has & (((previous >= 0) & (before == matrix)) | old_first)
+    earliest = np.where(previous >= 0, previous + 1, np.maximum(columns - 1, 0))
+    counted_on = np.where(has, np.clip(stamp_day, earliest, columns), columns)
+    return repeated, counted_on
+
+
+# --------------------------------------------------------------------------------------
+# The forecast
+
+
+@dataclass
+class _Forecast:
+    """Per segment and day (window shape; filled for the last ``NOISE_DAYS`` days and as_of),
+    on a log scale: the expected count from the short and from the long level, the weekday
+    factor, and the noise variance (counting noise aside); per segment: the daily trend."""
+
+    short: np.ndarray
+    long: np.ndarray
+    season: np.ndarray
+    trend: np.ndarray
+    variance: np.ndarray
+
+
+def _forecast(
+    observed: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+) -> _Forecast:
+    """The expected counts and their noise (see :class:`_Forecast`).
+
+    ``observed`` holds the observations, ``counts`` the listed counts (cached repeats too),
+    ``today_shift`` how many days before as_of its count was made (its weekday is used).
+    """
+    n_seg = observed.shape[0]
+    y = np.log1p(observed)
+    past = y[:, :_T]
+
+    # 1. Weekday factors: each past observation against the median of the days centred on
+    #    it (7 days; 29 for sparse series such as rarely recounted User.com segments; cut at
+    #    the window's ends so nothing from as_of), median per weekday over the window. For
+    #    sparse series a second pass takes the factors out of those reference medians, as
+    #    one weekday may dominate a sparse window. A factor seen fewer than three times may
+    #    only lower the expected count: one spike must not raise it.
+    factor = np.zeros((n_seg, WEEK))
+    seen = np.zeros((n_seg, WEEK), dtype=np.int64)
+    sparse = np.count_nonzero(~np.isnan(past), axis=1) < SPARSE_FRACTION * _T
+    for rows, half in ((~sparse, WEEK // 2), (sparse, 2 * WEEK)):
+        if rows.any():
+            part = past[rows]
+            f, n = _weekday_factors(part, part, half)
+            if half > WEEK // 2:  # 7-day windows hold each weekday once: one pass is enough
+                f, n = _weekday_factors(part, part - f[:, np.arange(_T) % WEEK], half)
+            factor[rows], seen[rows] = f, n
+    factor = np.where(seen >= 3, factor, np.fmin(factor, 0.0))
+    factor = np.nan_to_num(factor, nan=0.0)
+    weekday = np.broadcast_to(np.arange(_WIDTH) % WEEK, (n_seg, _WIDTH)).copy()
+    weekday[:, _T] = -today_shift % WEEK
+    season = np.take_along_axis(factor, weekday, axis=1)
+    flat = y - season
+
+    # 2. Trend per day: median week-over-week change of the last TREND_DAYS days, on the
+    #    listed counts (cached repeats included, so sparse series still have pairs), kept
+    #    within MAX_GROWTH and MAX_DECLINE: back-to-back incidents can fill half of those
+    #    weeks, and a trend raising the expected count must not be made of them.
+    listed = np.log1p(counts)
+    weekly = listed[:, _T - TREND_DAYS : _T] - listed[:, _T - TREND_DAYS - WEEK : _T - WEEK]
+    trend = np.nan_to_num(_nanmedian(weekly, min_count=WEEK) / WEEK, nan=0.0)
+    trend = np.clip(trend, -MAX_DECLINE, MAX_GROWTH)
+
+    # 3. Short level for the NOISE_DAYS days before as_of and as_of.
+    first = _T - NOISE_DAYS
+    level, at = _trailing(flat, first, _T, LEVEL_DAYS, min_count=3)
+    days = np.arange(first, _WIDTH)
+    expected_log = np.full_like(y, np.nan)
+    expected_log[:, first:] = level + trend[:, None] * (days - at) + season[:, first:]
+
+    # 4. The long level, for series too sparse for a short one: the median of the
+    #    LONG_LEVEL_DAYS deseasoned days before as_of, following the trend only downwards
+    #    (its lag makes growth extrapolation noisy).
+    long_level, long_at = _trailing(flat, _T, _T, LONG_LEVEL_DAYS, min_count=7)
+    long_log = np.full_like(y, np.nan)
+    long_log[:, first:] = (
+        long_level + np.minimum(trend, 0.0)[:, None] * (days - long_at) + season[:, first:]
+    )
+
+    # 5. Noise: robust spread (MAD) of the short forecast's errors before as_of; earlier
+    #    incidents are outliers that the median ignores. A weekday never observed in the
+    #    window adds the largest weekday effect seen (at least UNSEEN_WEEKDAY_NOISE) as
+    #    uncertainty: its own effect is unknown.
+    errors = y[:, first:_T] - expected_log[:, first:_T]
+    sigma = _MAD_TO_SIGMA * _mad(errors)
+    # The changes between consecutive observations give a second, steadier estimate (62
+    # steps instead of 28 errors, and an incident counts only where it starts and ends).
+    # It bounds the first from below, and from above at twice its value, for when
+    # incidents fill most of the four weeks and the median lands among them.
+    step = _step_noise(flat[:, :_T])
+    sigma = np.fmin(np.fmax(sigma, step), 2.0 * step)
+    sigma = np.fmax(np.nan_to_num(sigma, nan=th.min_noise), th.min_noise)
+    unknown = np.max(np.abs(factor), axis=1, keepdims=True)
+    unknown = np.where(seen == 0, np.fmax(unknown, UNSEEN_WEEKDAY_NOISE), 0.0)
+    unknown = np.take_along_axis(unknown, weekday, axis=1)
+    return _Forecast(expected_log, long_log, season, trend, sigma[:, None] ** 2 + unknown**2)
+
+
+def _mad(values: np.ndarray) -> np.ndarray:
+    """Median absolute deviation over the last axis (NaN ignored; NaN below 5 values)."""
+    centre = _nanmedian(values, min_count=5)
+    return _nanmedian(np.abs(values - centre[..., None]), min_count=5)
+
+
+def _step_noise(flat: np.ndarray) -> np.ndarray:
+    """Noise per segment from the changes between consecutive observations (gaps allowed)."""
+    columns = np.arange(flat.shape[1])
+    last = np.maximum.accumulate(np.where(np.isnan(flat), -1, columns), axis=1)
+    previous = np.concatenate([np.full((flat.shape[0], 1), -1), last[:, :-1]], axis=1)
+    before = np.take_along_axis(flat, np.maximum(previous, 0), axis=1)
+    steps = np.where(previous >= 0, flat - before, np.nan)
+    return _MAD_TO_SIGMA * _mad(steps) / np.sqrt(2.0)
+
+
+def _weekday_factors(
+    past: np.ndarray, flat: np.ndarray, half: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median per weekday of ``past`` minus the median of ``flat`` over the ``2 * half + 1``
+    days centred on each day, and how many days each weekday's median saw."""
+    n_seg = past.shape[0]
+    pad = np.full((n_seg, half), np.nan)
+    padded = np.concatenate([pad, flat, pad], axis=1)
+    centred = _nanmedian(sliding_window_view(padded, 2 * half + 1, axis=1), min_count=3)
+    by_weekday = (past - centred).reshape(n_seg, _T // WEEK, WEEK).transpose(0, 2, 1)
+    seen = np.count_nonzero(~np.isnan(by_weekday), axis=-1)
+    factor = _nanmedian(by_weekday, min_count=1)
+    # Shrink a raising factor towards 0 by twice its standard error, so that weeks that
+    # disagree (an incident or a level shift next to the day) cannot make up a weekday that
+    # is expected higher than the rest. A lowering factor is kept: at worst it hides a drop.
+    spread = _MAD_TO_SIGMA * _nanmedian(np.abs(by_weekday - factor[..., None]), min_count=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        margin = 2.0 * spread / np.sqrt(seen)
+    factor = np.where(factor > 0, np.maximum(factor - margin, 0.0), factor)
+    return factor, seen
+
+
+def _trailing(
+    values: np.ndarray, first: int, last: int, size: int, min_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each column ``d`` in ``first … last``: the median of the ``size`` columns before
+    ``d`` (NaN ignored, NaN below ``min_count`` values) and the mean column of the values
+    used (where that median sits in time)."""
+    lo = first - size
+    span = values[:, lo:last]
+    median = _nanmedian(sliding_window_view(span, size, axis=1), min_count=min_count)
+    valid = ~np.isnan(span)
+    zero = np.zeros((span.shape[0], 1))
+    count = np.concatenate([zero, np.cumsum(valid, axis=1)], axis=1)
+    where = np.concatenate([zero, np.cumsum(valid * np.arange(lo, last), axis=1)], axis=1)
+    n = count[:, size:] - count[:, :-size]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroid = (where[:, size:] - where[:, :-size]) / n
+    return median, centroid
+
+
+def _nanmedian(values: np.ndarray, min_count: int = 1) -> np.ndarray:
+    """Median over the last axis ignoring NaN; NaN where fewer than ``min_count`` values.
+
+    A sort-based ``np.nanmedian`` that stays vectorised for many short rows.
+    """
+    ordered = np.sort(values, axis=-1)  # NaN sorts last
+    n = np.count_nonzero(~np.isnan(values), axis=-1)
+    lo = np.maximum((n - 1) // 2, 0)[..., None]
+    hi = np.minimum(n // 2, values.shape[-1] - 1)[..., None]
+    low = np.take_along_axis(ordered, lo, axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, hi, axis=-1)[..., 0]
+    median = (low + high) / 2.0
+    return np.where(n >= max(min_count, 1), median, np.nan)
+
+
+def _previous(values: np.ndarray, where: np.ndarray, fill: Any) -> np.ndarray:
+    """Per row and column, ``values`` at the last earlier column where ``where`` holds."""
+    columns = np.arange(values.shape[1])
+    last = np.maximum.accumulate(np.where(where, columns, -1), axis=1)
+    last = np.concatenate([np.full((values.shape[0], 1), -1), last[:, :-1]], axis=1)
+    taken = np.take_along_axis(values, np.maximum(last, 0), axis=1)
+    return np.where(last >= 0, taken, fill)
+
+
+def _last_true(mask: np.ndarray) -> np.ndarray:
+    """Per row, the last column where ``mask`` is True, or -1."""
+    from_end = np.argmax(mask[:, ::-1], axis=1)
+    return np.where(mask.any(axis=1), mask.shape[1] - 1 - from_end, -1)
+
+
+# --------------------------------------------------------------------------------------
+# Output
+
+
+def _identity(win: _Window, seg: np.ndarray, day: np.ndarray, with_name: bool) -> dict:
+    pos = win.row_of[seg, day]
+    names = ["provider", "account", "segment_id"] + (["segment_name"] if with_name else [])
+    return {name: np.asarray(win.rows[name][pos], dtype=object) for name in names}
+
+
+def _drop_frame(
+    win: _Window,
+    seg: np.ndarray,
+    expected: np.ndarray,
+    pct: np.ndarray,
+    th: DropThresholds,
+    with_name: bool,
+) -> pd.DataFrame:
+    if seg.size == 0:
+        return _empty(with_name)
+    out = _identity(win, seg, np.full(seg.size, _T), with_name)
+    count = win.counts[seg, _T]
+    exp = expected[seg]
+    drop = pct[seg]
+    # The count the segment had on its last listed day before as_of (within a week).
+    before_col = _last_true(~np.isnan(win.counts[seg, _T - WEEK : _T]))
+    before = win.counts[seg, _T - WEEK + np.maximum(before_col, 0)]
+    before = np.where(before_col >= 0, before, exp)
+    out["snapshot_date"] = [win.as_of] * seg.size
+    out["user_count"] = pd.array(np.rint(count).astype(np.int64), dtype="Int64")
+    out["expected"] = np.round(exp, 1)
+    out["drop_pct"] = np.round(drop, 1)
+    out["severity"] = np.where(drop >= th.error_drop_pct, "ERROR", "WARN").astype(object)
+    out["reason"] = [
+        f"{b:,.0f} {_ARROW} {c:,.0f} users ({_MINUS}{d:.0f} %) vs {e:,.0f} expected"
+        for b, c, d, e in zip(before, count, drop, exp, strict=True)
+    ]
+    return pd.DataFrame(out)
+
+
+def _vanished_frame(win: _Window, with_name: bool) -> pd.DataFrame:
+    """Segments listed on their account's previous snapshot day but not on as_of."""
+    n_groups = int(win.group.max()) + 1
+    listed = np.zeros((n_groups, _WIDTH), dtype=bool)
+    seg_idx, day_idx = np.nonzero(win.present)
+    listed[win.group[seg_idx], day_idx] = True
+    previous = _last_true(listed[:, :_T])[win.group]
+    rows = np.arange(win.present.shape[0])
+    was_listed = (previous >= 0) & win.present[rows, np.maximum(previous, 0)]
+    seg = np.flatnonzero(listed[win.group, _T] & was_listed & ~win.present[:, _T])
+    if seg.size == 0:
+        return _empty(with_name)
+    day = previous[seg]
+    out = _identity(win, seg, day, with_name)
+    last = win.counts[seg, day]
+    out["snapshot_date"] = [win.as_of] * seg.size
+    out["user_count"] = pd.array([pd.NA] * seg.size, dtype="Int64")
+    out["expected"] = last
+    out["drop_pct"] = np.full(seg.size, np.nan)
+    out["severity"] = np.full(seg.size, "WARN", dtype=object)
+    out["reason"] = [
+        f"{VANISHED}: segment no longer listed (was "
+        + ("uncountable" if np.isnan(v) else f"{v:,.0f} users")
+        + ")"
+        for v in last
+    ]
+    return pd.DataFrame(out)
+
+
+def _columns(with_name: bool) -> list[str]:
+    cols = list(OUTPUT_COLUMNS)
+    if with_name:
+        cols.insert(3, "segment_name")
+    return cols
+
+
+def _empty(with_name: bool) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "provider": pd.Series(dtype=object),
+            "account": pd.Series(dtype=object),
+            "segment_id": pd.Series(dtype=object),
+            "segment_name": pd.Series(dtype=object),
+            "snapshot_date": pd.Series(dtype=object),
+            "user_count": pd.Series(dtype="Int64"),
+            "expected": pd.Series(dtype="float64"),
+            "drop_pct": pd.Series(dtype="float64"),
+            "severity": pd.Series(dtype=object),
+            "reason": pd.Series(dtype=object),
+        }
+    )
+    return frame[_columns(with_name)]
+
+
+def _finish(parts: list[pd.DataFrame], with_name: bool) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _empty(with_name)
+    frame = pd.concat(parts, ignore_index=True)[_columns(with_name)]
+    order = np.lexsort(
+        (
+            frame["segment_id"].astype(str).to_numpy(),
+            frame["account"].astype(str).to_numpy(),
+            frame["provider"].astype(str).to_numpy(),
+            -frame["drop_pct"].fillna(-1.0).to_numpy(),
+            (frame["severity"] != "ERROR").to_numpy(),
+        )
+    )
+    frame = frame.iloc[order].reset_index(drop=True)
+    return frame.astype({"user_count": "Int64", "expected": "float64", "drop_pct": "float64"})
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()
