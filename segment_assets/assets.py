@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from segment_assets import drops
+from segment_assets.locks import account_lock
 from segment_assets.providers import schema
 from segment_assets.storage import database_path
 
@@ -134,7 +135,11 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
         day = context.partition_time_window.start.date()
         check_partition_age(day, dt.datetime.now(dt.UTC), config, context.log)
         resource = getattr(context.resources, provider)
-        frame = resource.snapshot(day, log=context.log)
+        label_account = f"{label} {resource.account()}"
+        with account_lock(
+            database_path(), provider, resource.account(), label_account, context.log
+        ):
+            frame = resource.snapshot(day, log=context.log)
         context.log.info(
             f"{label} {resource.account()}: {len(frame)} segments for {day}, "
             f"{int(frame['user_count'].sum(skipna=True)):,} users in total"

@@ -14,12 +14,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from segment_assets.emulator import EmulatorConfig
+from segment_assets.locks import AccountBusyError, account_lock
 
 from .conftest import emulator_env
 from .resilience import PROVIDERS, expected_counts, small_config, stored
@@ -127,3 +130,57 @@ def test_a_week_backfill_in_parallel_runs_stores_each_partition_once_within_the_
             if "blocked by limit for pool" in entry.user_message
         }
     assert blocked  # the runs did contend for the provider pools, and took turns
+
+
+def test_a_second_snapshot_of_the_same_account_waits_for_the_first_and_says_so(tmp_path):
+    """The account lock: Dagster's pools on SQLite may let two runs in at once; this may not."""
+    database = str(tmp_path / "segment_assets.duckdb")
+    events: list[str] = []
+    first_in = threading.Event()
+
+    class Log:
+        def info(self, message: str) -> None:
+            events.append(message)
+
+    def first() -> None:
+        with account_lock(database, "onesignal", "app-1", "OneSignal app-1"):
+            first_in.set()
+            time.sleep(1.5)
+            events.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_in.wait(5)
+    with account_lock(database, "onesignal", "app-1", "OneSignal app-1", Log()):
+        events.append("second in")
+    with account_lock(database, "onesignal", "app-2", "OneSignal app-2", Log(), wait_seconds=0.1):
+        events.append("another account is not held up")
+    thread.join()
+    assert events == [
+        "OneSignal app-1: waiting for another run's snapshot of this account to finish",
+        "first done",
+        events[2],  # "... the other run finished after 1.x s"
+        "second in",
+        "another account is not held up",
+    ]
+    assert events[2].startswith("OneSignal app-1: the other run finished after")
+
+
+def test_an_account_held_too_long_fails_the_snapshot_with_a_clear_error(tmp_path):
+    database = str(tmp_path / "segment_assets.duckdb")
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with account_lock(database, "usercom", "acme.user.com", "User.com", wait_seconds=1.2):
+                pass
+        except AccountBusyError as exc:
+            errors.append(exc)
+
+    with account_lock(database, "usercom", "acme.user.com", "User.com"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1
+    assert "User.com: another run kept this account's snapshot lock" in str(errors[0])
+    assert "is a run stuck?" in str(errors[0])
