@@ -8,6 +8,8 @@ today's counts under an old date: such partitions are refused unless the run con
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +18,9 @@ from pydantic import Field
 from segment_assets import drops
 from segment_assets.locks import account_lock
 from segment_assets.providers import schema
-from segment_assets.storage import database_path
+from segment_assets.resources import ProviderResource
+from segment_assets.snapshot import Snapshot, take_snapshot
+from segment_assets.storage import database_path, read_partition
 
 DEFAULT_START_DATE = "2025-01-01"
 START_DATE_ENV = "SEGMENT_ASSETS_START_DATE"
@@ -47,6 +51,11 @@ class SnapshotConfig(dg.Config):
     allow_late_partition: bool = Field(
         default=False,
         description="Store today's counts under an older partition anyway.",
+    )
+    refetch_all: bool = Field(
+        default=False,
+        description="Fetch every account again even when the stored day lacks only some "
+        "(by default a re-run fetches just the accounts an earlier run failed for).",
     )
 
 
@@ -109,21 +118,77 @@ def snapshot_metadata(frame: pd.DataFrame) -> dict[str, object]:
 PROVIDER_LABELS = {"actionhub": "ActionHub", "usercom": "User.com", "onesignal": "OneSignal"}
 
 
+ACCOUNTS_CHECK = "all_accounts_snapshotted"
+
+
+def accounts_metadata(snap: Snapshot) -> dict[str, object]:
+    """How many accounts, how many failed, and a table of what became of each."""
+    table = pd.DataFrame(
+        {
+            "account": [o.resource.describe() for o in snap.outcomes],
+            "segments": [o.segments for o in snap.outcomes],
+            "users": [f"{o.users:,}" for o in snap.outcomes],
+            "status": [o.status_text() for o in snap.outcomes],
+        }
+    )
+    return {
+        "accounts": len(snap.outcomes),
+        "failed_accounts": len(snap.failed),
+        "account_status": dg.MetadataValue.md(
+            table.to_markdown(index=False) if len(table) else "_no accounts configured_"
+        ),
+    }
+
+
+def accounts_check(snap: Snapshot) -> dg.AssetCheckResult:
+    """Passes when every account was snapshotted; fails (ERROR) naming each that was not."""
+    failed = snap.failed
+    if not failed:
+        return dg.AssetCheckResult(
+            check_name=ACCOUNTS_CHECK,
+            passed=True,
+            description=f"All {len(snap.outcomes)} account(s) snapshotted.",
+            metadata={"failed_accounts": 0},
+        )
+    lines = [f"{o.resource.describe()}: {o.error}" for o in failed]
+    return dg.AssetCheckResult(
+        check_name=ACCOUNTS_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(failed)} of {len(snap.outcomes)} account(s) failed: " + "; ".join(lines),
+        metadata={
+            "failed_accounts": len(failed),
+            "failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in lines)),
+        },
+    )
+
+
 def build_provider_asset(provider: str) -> dg.AssetsDefinition:
     """The daily snapshot asset of one provider (resource key = provider name)."""
     label = PROVIDER_LABELS[provider]
+    table = f"{provider}_segments"
 
     @dg.asset(
-        name=f"{provider}_segments",
+        name=table,
         partitions_def=DAILY,
         group_name="segments",
         kinds={"duckdb", provider},
         required_resource_keys={provider},
         pool=provider,
         description=(
-            f"Every {label} segment's user count, snapshotted once each UTC day has ended. "
-            f"One row per segment per day in DuckDB table segments.{provider}_segments."
+            f"Every {label} segment's user count in every configured {label} account, "
+            "snapshotted once each UTC day has ended. One row per segment per account per day "
+            f"in DuckDB table segments.{table}."
         ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                ACCOUNTS_CHECK,
+                asset=table,
+                description=f"Fails (ERROR) when a {label} account could not be snapshotted "
+                "for the day; the other accounts are stored, and re-running the partition "
+                "fetches only the failed ones.",
+            )
+        ],
         metadata={
             "partition_expr": "snapshot_date",
             "dagster/column_schema": table_schema(provider),
@@ -131,20 +196,33 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
     )
     def provider_segments(
         context: dg.AssetExecutionContext, config: SnapshotConfig
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
         day = context.partition_time_window.start.date()
         check_partition_age(day, dt.datetime.now(dt.UTC), config, context.log)
-        resource = getattr(context.resources, provider)
-        label_account = f"{label} {resource.account()}"
-        with account_lock(
-            database_path(), provider, resource.account(), label_account, context.log
-        ):
-            frame = resource.snapshot(day, log=context.log)
+        accounts = getattr(context.resources, provider).all_accounts()
+        database = database_path()
+
+        def lock(account: ProviderResource) -> AbstractContextManager[None]:
+            return account_lock(
+                database, provider, account.account(), account.describe(), context.log
+            )
+
+        snap = take_snapshot(
+            provider,
+            accounts,
+            day,
+            read_partition(database, table, day),
+            refetch_all=config.refetch_all,
+            lock=lock,
+            log=context.log,
+        )
+        frame = snap.frame
         context.log.info(
-            f"{label} {resource.account()}: {len(frame)} segments for {day}, "
+            f"{label}: {len(frame)} segments for {day} in {len(accounts)} account(s), "
             f"{int(frame['user_count'].sum(skipna=True)):,} users in total"
         )
-        return dg.MaterializeResult(value=frame, metadata=snapshot_metadata(frame))
+        yield dg.Output(frame, metadata={**snapshot_metadata(frame), **accounts_metadata(snap)})
+        yield accounts_check(snap)
 
     return provider_segments
 

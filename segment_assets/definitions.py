@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from segment_assets.accounts import provider_resources
 from segment_assets.alerts import alerts_from_env
 from segment_assets.assets import PROVIDER_ASSETS, segment_drops
 from segment_assets.checks import DROP_CHECKS
-from segment_assets.resources import provider_resources_from_env
 from segment_assets.schedules import daily_segment_snapshot, daily_segment_snapshot_schedule
 from segment_assets.sensors import segment_drop_sensor
 from segment_assets.storage import io_manager
@@ -20,7 +20,7 @@ defs = dg.Definitions(
     sensors=[segment_drop_sensor],
     resources={
         "io_manager": io_manager(),
-        **provider_resources_from_env(),
+        **provider_resources(),
         "alerts": alerts_from_env(),
     },
 )

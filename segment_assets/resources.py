@@ -46,10 +46,36 @@ class ProviderResource(dg.ConfigurableResource, ABC):
         default_factory=dict,
         description="Field → environment variable, so errors name the variable to fix.",
     )
+    name: str = Field(
+        default="",
+        description="The account's name in segment_assets.yaml (empty for the single account "
+        "of the <P>_… variables).",
+    )
+    label_text: str = Field(
+        default="", description="Words naming the account in logs and alerts (default: name)."
+    )
 
     @abstractmethod
     def account(self) -> str:
         """The account this resource snapshots (program id, app host or app id)."""
+
+    def all_accounts(self) -> list[ProviderResource]:
+        """The accounts behind this resource: just this one."""
+        return [self]
+
+    @property
+    def who(self) -> str:
+        """``OneSignal`` for the single account, ``OneSignal brand_b`` for a named one."""
+        return f"{self.label} {self.name}" if self.name else self.label
+
+    def describe(self) -> str:
+        """The account in words: ``OneSignal brand_b (e4b8d2c6-…)`` or ``OneSignal <app id>``."""
+        words = self.label_text or self.name
+        return (
+            f"{self.label} {words} ({self.account()})"
+            if words
+            else f"{self.label} {self.account()}"
+        )
 
     @abstractmethod
     def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
@@ -64,7 +90,7 @@ class ProviderResource(dg.ConfigurableResource, ABC):
         empty = [self._name(f) for f in fields if not str(getattr(self, f) or "").strip()]
         if empty:
             raise ConfigurationError(
-                f"{self.label}: {', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty; "
+                f"{self.who}: {', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty; "
                 "set it in the environment of the Dagster code location"
             )
 
@@ -82,13 +108,13 @@ class ProviderResource(dg.ConfigurableResource, ABC):
         if self.max_retries < 0 or self.read_timeout_seconds <= 0 or self.retry_backoff_seconds < 0:
             problems.append("max_retries and retry_backoff_seconds must be ≥ 0, timeouts positive")
         if problems:
-            raise ConfigurationError(f"{self.label}: " + "; ".join(problems))
+            raise ConfigurationError(f"{self.who}: " + "; ".join(problems))
 
     def base(self, url: str) -> str:
         try:
             return validate_base_url(url, self._name("base_url"))
         except ValueError as exc:
-            raise ConfigurationError(f"{self.label}: {exc}") from None
+            raise ConfigurationError(f"{self.who}: {exc}") from None
 
     def http(self, base_url: str, headers: dict[str, str], secrets: list[str], log: Any):
         return ProviderHTTP(
@@ -150,7 +176,7 @@ class ActionHubResource(ProviderResource):
                 page_size=self.page_size,
             )
         except ValueError as exc:
-            raise ConfigurationError(f"ActionHub: {exc}") from None
+            raise ConfigurationError(f"{self.who}: {exc}") from None
 
     def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
         self.require("api_key", "program_id")
@@ -226,6 +252,38 @@ class OneSignalResource(ProviderResource):
             )
 
 
+class AccountsResource(dg.ConfigurableResource):
+    """Several accounts of one provider (from segment_assets.yaml), snapshotted side by side,
+    each with its own credentials, request budget and connection pool."""
+
+    def all_accounts(self) -> list[ProviderResource]:
+        return list(self.accounts)  # type: ignore[attr-defined]
+
+
+class ActionHubAccounts(AccountsResource):
+    """The ActionHub programs listed in segment_assets.yaml."""
+
+    accounts: list[ActionHubResource] = Field(description="One entry per program.")
+
+
+class UserComAccounts(AccountsResource):
+    """The User.com apps listed in segment_assets.yaml."""
+
+    accounts: list[UserComResource] = Field(description="One entry per app.")
+
+
+class OneSignalAccounts(AccountsResource):
+    """The OneSignal apps listed in segment_assets.yaml."""
+
+    accounts: list[OneSignalResource] = Field(description="One entry per app.")
+
+
+ACCOUNTS_CLASSES: dict[str, type[AccountsResource]] = {
+    "actionhub": ActionHubAccounts,
+    "usercom": UserComAccounts,
+    "onesignal": OneSignalAccounts,
+}
+
 RESOURCE_CLASSES: dict[str, type[ProviderResource]] = {
     "actionhub": ActionHubResource,
     "usercom": UserComResource,
@@ -246,10 +304,24 @@ def _number(name: str, kind: type, environ: dict[str, str]) -> Any:
     return value
 
 
+def budget_from_env(prefix: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """``<P>_MAX_RPS`` and ``<P>_MAX_CONCURRENCY`` as resource fields (only those set)."""
+    env = dict(os.environ if environ is None else environ)
+    out: dict[str, Any] = {}
+    rps = _number(f"{prefix}_MAX_RPS", float, env)
+    if rps is not None:
+        out["max_requests_per_second"] = rps
+    concurrency = _number(f"{prefix}_MAX_CONCURRENCY", int, env)
+    if concurrency is not None:
+        out["max_concurrency"] = concurrency
+    return out
+
+
 def provider_resources_from_env(
     environ: dict[str, str] | None = None,
 ) -> dict[str, ProviderResource]:
-    """The three resources, secrets as ``EnvVar`` (the UI shows names, never values).
+    """The three single-account resources, secrets as ``EnvVar`` (the UI shows names, never
+    values).
 
     Optional settings (base URLs, ``<P>_MAX_RPS``, ``<P>_MAX_CONCURRENCY``) are read now and
     fall back to the documented defaults.
@@ -257,13 +329,7 @@ def provider_resources_from_env(
     env = dict(os.environ if environ is None else environ)
 
     def budget(prefix: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        rps = _number(f"{prefix}_MAX_RPS", float, env)
-        if rps is not None:
-            out["max_requests_per_second"] = rps
-        concurrency = _number(f"{prefix}_MAX_CONCURRENCY", int, env)
-        if concurrency is not None:
-            out["max_concurrency"] = concurrency
+        out = budget_from_env(prefix, env)
         out["env_names"] = {
             "api_key": f"{prefix}_API_KEY",
             "program_id": f"{prefix}_PROGRAM_ID",

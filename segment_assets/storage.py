@@ -233,3 +233,17 @@ def read_history(
     if "user_count" in frame:
         frame["user_count"] = frame["user_count"].astype("Int64")
     return frame
+
+
+def read_partition(
+    database: str, table: str, day: dt.date, lock_wait_seconds: float = LOCK_RETRY_SECONDS
+) -> pd.DataFrame:
+    """Every stored row of ``table`` for ``day`` (all columns); empty when nothing is."""
+    if not Path(database).exists():
+        return pd.DataFrame()
+    with connect(database, lock_wait_seconds=lock_wait_seconds) as conn:
+        if not table_exists(conn, table):
+            return pd.DataFrame()
+        return conn.execute(
+            f"SELECT * FROM {SCHEMA}.{table} WHERE snapshot_date = $day", {"day": day}
+        ).df()

@@ -118,14 +118,35 @@ def to_frame(
     stamp = pd.Timestamp(fetched_at)
     stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
     frame["fetched_at"] = stamp
+    return coerce(provider, frame)
+
+
+def coerce(provider: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with exactly ``provider``'s columns, in table order and types (a frame
+    built by :func:`to_frame` and one read back from the table concatenate cleanly)."""
+    cols = columns(provider)
+    frame = frame.reindex(columns=[c.name for c in cols]).reset_index(drop=True)
     for col in cols:
-        if col.sql_type == "TIMESTAMP":
-            frame[col.name] = utc_timestamps(frame[col.name])
+        values = frame[col.name]
+        if col.sql_type == "TIMESTAMP" and pd.api.types.is_datetime64_any_dtype(values):
+            if getattr(values.dtype, "tz", None) is not None:
+                values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+            frame[col.name] = values.astype("datetime64[us]")
+        elif col.sql_type == "TIMESTAMP":
+            frame[col.name] = utc_timestamps(values)
         elif col.sql_type == "DATE":
-            frame[col.name] = frame[col.name].astype("object")
+            frame[col.name] = frame[col.name].map(_as_date).astype("object")
         else:
             frame[col.name] = frame[col.name].astype(_PANDAS_TYPES[col.sql_type])
     return frame
+
+
+def _as_date(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return value
 
 
 def drop_duplicate_segments(frame: pd.DataFrame, log: Any = None) -> pd.DataFrame:

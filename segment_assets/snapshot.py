@@ -1,0 +1,188 @@
+"""One provider's snapshot of one day across its accounts, each account on its own.
+
+Every account is fetched side by side with its own credentials, request budget and
+connection pool, and is all or nothing: a failed account never stops or spoils the others.
+What the partition then holds is decided here, from plain frames:
+
+* the accounts fetched now, with their new rows;
+* the accounts not fetched now (already stored for the day) or whose fetch failed, with the
+  rows the partition already had — nothing stored is ever lost by a re-run;
+* rows of accounts no longer configured, kept as they were.
+
+Which accounts a run fetches (:func:`accounts_to_fetch`): when the stored partition lacks
+some configured accounts — an earlier run failed for them — only those, so a re-run repairs
+what failed and keeps what succeeded; otherwise (first run, or every account stored) all of
+them, so re-running a complete day takes its snapshot again. ``refetch_all`` forces all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from segment_assets.providers import schema
+from segment_assets.resources import ProviderResource
+
+MAX_ACCOUNTS_IN_PARALLEL = 16
+
+Lock = Callable[[ProviderResource], AbstractContextManager[Any]]
+
+
+class SnapshotError(RuntimeError):
+    """Every account this run fetched failed; the message lists each one's error."""
+
+
+@dataclass
+class AccountOutcome:
+    """What became of one configured account in this run."""
+
+    resource: ProviderResource
+    status: str  # "fetched", "failed", "kept" (stored earlier, not fetched now)
+    segments: int = 0
+    users: int = 0
+    error: BaseException | None = None
+    kept_rows: int = 0  # stored rows kept for a failed account
+
+    @property
+    def account(self) -> str:
+        return self.resource.account()
+
+    def status_text(self) -> str:
+        if self.status == "fetched":
+            return "fetched"
+        if self.status == "kept":
+            return "stored earlier, kept"
+        kept = f"; its earlier {self.kept_rows} rows kept" if self.kept_rows else ""
+        return f"FAILED: {type(self.error).__name__}{kept}"
+
+
+@dataclass
+class Snapshot:
+    """The partition's rows and what happened to each account."""
+
+    frame: pd.DataFrame
+    outcomes: list[AccountOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[AccountOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def accounts_to_fetch(
+    accounts: Sequence[ProviderResource], stored_accounts: set[str], refetch_all: bool = False
+) -> list[ProviderResource]:
+    """The accounts a run fetches: the ones the stored day lacks, or all (see module doc)."""
+    missing = [a for a in accounts if a.account() not in stored_accounts]
+    if refetch_all or not missing:
+        return list(accounts)
+    return missing
+
+
+def take_snapshot(
+    provider: str,
+    accounts: Sequence[ProviderResource],
+    day: dt.date,
+    stored: pd.DataFrame,
+    *,
+    refetch_all: bool = False,
+    lock: Lock | None = None,
+    log: Any = None,
+) -> Snapshot:
+    """Fetch the accounts that need it, side by side, and compose the partition.
+
+    ``stored`` is what the partition holds now (any columns of the table; may be empty).
+    Raises the account's own error when the one account fetched failed, and
+    :class:`SnapshotError` when several were fetched and all failed; nothing is stored then.
+    """
+    stored = schema.coerce(provider, stored)
+    stored_accounts = set(stored["account"].dropna().astype(str))
+    targets = accounts_to_fetch(accounts, stored_accounts, refetch_all)
+    if log is not None and len(targets) < len(accounts):
+        log.info(
+            f"{day} already holds {len(accounts) - len(targets)} of {len(accounts)} accounts; "
+            f"fetching the {len(targets)} missing: {', '.join(a.describe() for a in targets)}"
+        )
+
+    def fetch(resource: ProviderResource) -> pd.DataFrame:
+        if lock is None:
+            return resource.snapshot(day, log=log)
+        with lock(resource):
+            return resource.snapshot(day, log=log)
+
+    results: dict[int, pd.DataFrame | BaseException] = {}
+    if len(targets) == 1:
+        results[0] = _call(fetch, targets[0])
+    elif targets:
+        workers = min(len(targets), MAX_ACCOUNTS_IN_PARALLEL)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=provider) as pool:
+            futures = [pool.submit(_call, fetch, resource) for resource in targets]
+            results = {i: future.result() for i, future in enumerate(futures)}
+
+    errors = [r for r in results.values() if isinstance(r, BaseException)]
+    if targets and len(errors) == len(targets):
+        if len(errors) == 1:
+            raise errors[0]
+        listing = "; ".join(f"{t.describe()}: {e}" for t, e in zip(targets, errors, strict=True))
+        raise SnapshotError(f"every account failed, nothing stored: {listing}") from errors[0]
+
+    fetched_by_account = {t.account(): results[i] for i, t in enumerate(targets)}
+    parts: list[pd.DataFrame] = []
+    outcomes: list[AccountOutcome] = []
+    for resource in accounts:
+        ident = resource.account()
+        rows = stored.loc[stored["account"] == ident]
+        result = fetched_by_account.get(ident)
+        if result is None:
+            parts.append(rows)
+            outcomes.append(_outcome(resource, "kept", rows))
+        elif isinstance(result, BaseException):
+            parts.append(rows)
+            outcome = _outcome(resource, "failed", rows)
+            outcome.error, outcome.kept_rows = result, len(rows)
+            outcomes.append(outcome)
+            if log is not None:
+                kept = f"; its {len(rows)} stored rows of {day} are kept" if len(rows) else ""
+                log.error(
+                    f"{resource.describe()}: snapshot failed, the other accounts are stored"
+                    f"{kept}: {result}"
+                )
+        else:
+            parts.append(result)
+            outcomes.append(_outcome(resource, "fetched", result))
+    configured = {a.account() for a in accounts}
+    orphans = stored.loc[~stored["account"].isin(configured)]
+    if len(orphans):
+        parts.append(orphans)
+        if log is not None:
+            gone = sorted(orphans["account"].astype(str).unique())
+            log.info(f"kept the stored rows of accounts no longer configured: {', '.join(gone)}")
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        frame = stored.iloc[0:0]
+    elif len(parts) == 1:
+        frame = parts[0].reset_index(drop=True)
+    else:  # every part already has the table's columns and types
+        frame = pd.concat(parts, ignore_index=True)
+    return Snapshot(frame=frame, outcomes=outcomes)
+
+
+def _call(fetch: Callable[[ProviderResource], pd.DataFrame], resource: ProviderResource):
+    try:
+        return fetch(resource)
+    except Exception as exc:  # each account's failure is its own; judged by the caller
+        return exc
+
+
+def _outcome(resource: ProviderResource, status: str, rows: pd.DataFrame) -> AccountOutcome:
+    return AccountOutcome(
+        resource=resource,
+        status=status,
+        segments=len(rows),
+        users=int(rows["user_count"].sum(skipna=True)) if len(rows) else 0,
+    )

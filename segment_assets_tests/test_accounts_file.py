@@ -1,0 +1,230 @@
+"""The accounts file: several accounts per provider, secrets named by variable, every problem
+listed in one message before any request."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from segment_assets.accounts import load_accounts, provider_resources
+from segment_assets.resources import (
+    ActionHubResource,
+    ConfigurationError,
+    OneSignalAccounts,
+    OneSignalResource,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """
+onesignal:
+  brand_a:
+    app_id: 7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d
+    api_key_env: ONESIGNAL_BRAND_A_API_KEY
+  brand_b:
+    label: Brand B (iOS)
+    app_id_env: ONESIGNAL_BRAND_B_APP_ID
+    api_key_env: ONESIGNAL_BRAND_B_API_KEY
+    max_rps: 2
+    max_concurrency: 3
+actionhub:
+  eu:
+    program_id: prog-eu
+    api_key_env: ACTIONHUB_API_KEY
+  us:
+    program_id: prog-us
+    api_key_env: ACTIONHUB_API_KEY
+    segment_types: [growth, base]
+"""
+GOOD_ENV = {
+    "ONESIGNAL_BRAND_A_API_KEY": "os_v2_app_brand_a_secret",
+    "ONESIGNAL_BRAND_B_APP_ID": "e4b8d2c6-1a3f-4e5d-8b7c-6f5e4d3c2b1a",
+    "ONESIGNAL_BRAND_B_API_KEY": "os_v2_app_brand_b_secret",
+    "ACTIONHUB_API_KEY": "ah-shared-secret",
+    "ONESIGNAL_MAX_RPS": "5",
+}
+
+
+def write(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "segment_assets.yaml"
+    path.write_text(textwrap.dedent(text))
+    return {"SEGMENT_ASSETS_CONFIG": str(path)}
+
+
+def test_each_account_of_the_file_becomes_a_resource_with_its_variables_and_overrides(
+    tmp_path,
+):
+    env = {**write(tmp_path, GOOD), **GOOD_ENV}
+
+    resources = provider_resources(env)
+
+    onesignal = resources["onesignal"]
+    assert isinstance(onesignal, OneSignalAccounts)
+    brand_a, brand_b = onesignal.all_accounts()
+    assert (brand_a.name, brand_b.name) == ("brand_a", "brand_b")
+    assert brand_b.label_text == "Brand B (iOS)"  # its app id is read when the run starts
+    assert brand_a.describe() == "OneSignal brand_a (7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d)"
+    # own budget per account; the provider-wide variable is the default
+    assert (brand_a.max_requests_per_second, brand_a.max_concurrency) == (5.0, 2)
+    assert (brand_b.max_requests_per_second, brand_b.max_concurrency) == (2, 3)
+    assert brand_b.env_names["api_key"] == "ONESIGNAL_BRAND_B_API_KEY"
+    assert brand_a.env_names["app_id"].startswith("onesignal.brand_a.app_id in ")
+    eu, us = resources["actionhub"].all_accounts()
+    assert (eu.account(), us.account()) == ("prog-eu", "prog-us")
+    assert us.segment_types == ["growth", "base"]
+    # a provider the file does not list keeps its single-account variables
+    assert "USERCOM_API_KEY" in str(resources["usercom"].env_names)
+
+
+def test_the_ui_shows_variable_names_and_never_a_key(tmp_path, monkeypatch):
+    env = {**write(tmp_path, GOOD), **GOOD_ENV}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    defs = dg.Definitions(resources=provider_resources())
+    snap = RepositorySnap.from_def(defs.get_repository_def())
+    shown = {r.name: str(r.configured_values) for r in snap.resources}
+
+    assert "ONESIGNAL_BRAND_B_API_KEY" in shown["onesignal"]
+    assert "ACTIONHUB_API_KEY" in shown["actionhub"]
+    for secret in ("os_v2_app_brand_a_secret", "os_v2_app_brand_b_secret", "ah-shared-secret"):
+        assert not any(secret in text for text in shown.values())
+
+
+def test_without_a_file_the_single_account_variables_work_unchanged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no segment_assets.yaml here
+
+    resources = provider_resources({"ONESIGNAL_APP_ID": "app", "ONESIGNAL_API_KEY": "k"})
+
+    assert isinstance(resources["onesignal"], OneSignalResource)
+    assert isinstance(resources["actionhub"], ActionHubResource)
+    assert resources["onesignal"].all_accounts() == [resources["onesignal"]]
+    assert load_accounts({}) is None
+
+
+def test_a_default_file_in_the_working_directory_is_read(tmp_path, monkeypatch):
+    (tmp_path / "segment_assets.yaml").write_text("actionhub: {}\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert provider_resources({})["actionhub"].all_accounts() == []
+
+
+def test_every_problem_of_a_bad_file_is_listed_in_one_message(tmp_path):
+    env = write(
+        tmp_path,
+        """
+        onesignal:
+          brand_a:
+            app_id: one
+            api_key_env: ONESIGNAL_BRAND_A_API_KEY
+          brand_a:
+            app_id: other
+            api_key_env: ONESIGNAL_BRAND_A_API_KEY
+          brand_e:
+            app_id: yet-another
+            api_key: os_v2_app_written_into_the_file
+          brand_c:
+            app_id: 7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d
+            api_key_env: NOT_SET_ANYWHERE
+          brand_d:
+            app_id: 7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d
+            api_key_env: ONESIGNAL_BRAND_A_API_KEY
+            max_rps: -1
+            colour: blue
+        usercom:
+          agency:
+            api_key_env: ONESIGNAL_BRAND_A_API_KEY
+        actionhub:
+          eu:
+            program_id: prog-eu
+            api_key_env: ONESIGNAL_BRAND_A_API_KEY
+            segment_types: [growth, grwoth]
+        mailchimp:
+          x: {}
+        """,
+    )
+    env["ONESIGNAL_BRAND_A_API_KEY"] = "os_v2_app_secret_value"
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_accounts(env)
+
+    message = str(raised.value)
+    expected = [
+        "'brand_a' given twice",
+        "onesignal.brand_e.api_key: never write a key into this file; put it in an "
+        "environment variable and name that variable with api_key_env",
+        "onesignal.brand_c.api_key_env: the variable NOT_SET_ANYWHERE is not set",
+        "onesignal.brand_d.max_rps: must be positive, got -1",
+        "onesignal.brand_d: unknown setting 'colour'",
+        "usercom.agency: base_url is required",
+        "unknown ActionHub segment type(s) ['grwoth']",
+        "unknown provider 'mailchimp'",
+    ]
+    for text in expected:
+        assert text in message, text
+    assert message.count("\n  - ") == len(expected)
+    assert "os_v2_app_written_into_the_file" not in message
+    assert "os_v2_app_secret_value" not in message
+
+
+def test_the_same_account_under_two_names_is_refused(tmp_path):
+    env = write(
+        tmp_path,
+        """
+        usercom:
+          one:
+            base_url: https://acme.user.com/api/public
+            api_key_env: USERCOM_KEY
+          two:
+            base_url: https://acme.user.com/api/public/
+            api_key_env: USERCOM_KEY
+        """,
+    )
+    env["USERCOM_KEY"] = "k" * 64
+
+    with pytest.raises(ConfigurationError, match=r"usercom.two: the same account as usercom.one"):
+        load_accounts(env)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("onesignal: [a, b\n", "is not valid YAML"),
+        ("- onesignal\n", "the file must map provider names to their accounts"),
+        ("onesignal: [brand_a]\n", "onesignal: expected accounts by name"),
+        ("onesignal:\n  'brand a': {}\n", "an account name is a letter then letters"),
+    ],
+    ids=["yaml-syntax", "not-a-mapping", "list-of-accounts", "bad-name"],
+)
+def test_a_malformed_file_says_what_is_wrong(tmp_path, text, says):
+    with pytest.raises(ConfigurationError, match=says):
+        load_accounts(write(tmp_path, text))
+
+
+def test_a_named_file_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(ConfigurationError, match="does not exist; create it or unset"):
+        load_accounts({"SEGMENT_ASSETS_CONFIG": str(tmp_path / "nope.yaml")})
+
+
+def test_the_code_location_refuses_to_load_a_bad_file_and_lists_its_problems(tmp_path):
+    env = write(tmp_path, "onesignal:\n  brand_a:\n    api_key_env: MISSING_KEY_VARIABLE\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m",
+         "segment_assets.definitions"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "has 2 problem(s)" in output
+    assert "onesignal.brand_a.api_key_env: the variable MISSING_KEY_VARIABLE is not set" in output
+    assert "onesignal.brand_a: app_id is required" in output

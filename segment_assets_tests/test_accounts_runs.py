@@ -1,0 +1,216 @@
+"""Several accounts per provider through real Dagster runs: each account on its own, a failed
+one visible and repaired alone, nothing of the others lost."""
+
+from __future__ import annotations
+
+import textwrap
+
+import dagster as dg
+import pytest
+
+from segment_assets.accounts import provider_resources
+from segment_assets.assets import ACCOUNTS_CHECK
+from segment_assets.emulator import ActionHubProgram, EmulatorConfig, OneSignalApp, UserComApp
+from segment_assets.storage import io_manager
+
+from .conftest import YESTERDAY
+from .resilience import ASSETS, FAST, counts_of, run_messages, stored
+
+APPS = {
+    "brand_a": ("0b6f5a52-95b7-4a54-8d3f-6a3c1f2f6b10", "os_v2_app_brand_a_key_for_tests"),
+    "brand_b": ("5d3c2b1a-6f5e-4d3c-8b7c-1a3f4e5d8b7c", "os_v2_app_brand_b_key_for_tests"),
+    "brand_c": ("9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d", "os_v2_app_brand_c_key_for_tests"),
+}
+PROGRAMS = ("prog-eu", "prog-us")
+ACTIONHUB_KEY = "ah-one-key-for-two-programs"
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(
+        actionhub=[ActionHubProgram(p, ACTIONHUB_KEY, segments_per_list=6) for p in PROGRAMS],
+        usercom=[UserComApp("acme", "u" * 64, n_segments=10)],
+        onesignal=[
+            OneSignalApp(app_id, key, n_segments=8, n_user_based=1, n_deleted=0)
+            for app_id, key in APPS.values()
+        ],
+    )
+
+
+@pytest.fixture
+def accounts_env(emulator, duckdb_path, tmp_path, monkeypatch) -> dict[str, str]:
+    """A segment_assets.yaml with three OneSignal apps and two ActionHub programs."""
+    config = tmp_path / "segment_assets.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            onesignal:
+              brand_a:
+                app_id: {APPS["brand_a"][0]}
+                api_key_env: OS_BRAND_A_KEY
+              brand_b:
+                label: Brand B
+                app_id: {APPS["brand_b"][0]}
+                api_key_env: OS_BRAND_B_KEY
+              brand_c:
+                app_id: {APPS["brand_c"][0]}
+                api_key_env: OS_BRAND_C_KEY
+            actionhub:
+              eu:
+                program_id: prog-eu
+                api_key_env: AH_KEY
+              us:
+                program_id: prog-us
+                api_key_env: AH_KEY
+            """
+        )
+    )
+    env = {
+        "SEGMENT_ASSETS_CONFIG": str(config),
+        "ONESIGNAL_BASE_URL": emulator.base_url("onesignal"),
+        "ACTIONHUB_BASE_URL": emulator.base_url("actionhub"),
+        "ONESIGNAL_MAX_RPS": "1000",
+        "ACTIONHUB_MAX_RPS": "1000",
+        "OS_BRAND_A_KEY": APPS["brand_a"][1],
+        "OS_BRAND_B_KEY": "os_v2_app_revoked_key_of_brand_b",  # refused by the provider
+        "OS_BRAND_C_KEY": APPS["brand_c"][1],
+        "AH_KEY": ACTIONHUB_KEY,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def fast(resource):
+    """The configured resource with a short retry budget (same accounts, same variables)."""
+    accounts = [a.model_copy(update=FAST) for a in resource.all_accounts()]
+    return type(resource)(accounts=accounts)
+
+
+def run(instance, providers=("onesignal",), config=None):
+    resources = provider_resources()
+    return dg.materialize(
+        [ASSETS[p] for p in providers],
+        partition_key=YESTERDAY.isoformat(),
+        resources={"io_manager": io_manager(), **{p: fast(resources[p]) for p in providers}},
+        instance=instance,
+        raise_on_error=False,
+        run_config=config,
+    )
+
+
+def truth(emulator, app_id: str) -> dict[str, int | None]:
+    """segment id → count a complete snapshot of this app must hold."""
+    return {t["id"]: t["subscriber_count"] for t in emulator.state.truth("onesignal", app_id)}
+
+
+def check_result(result, asset: str) -> dg.AssetCheckEvaluation:
+    (evaluation,) = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == ACCOUNTS_CHECK
+        and e.event_specific_data.asset_key.path[-1] == asset
+    ]
+    return evaluation
+
+
+def test_three_onesignal_apps_one_with_a_bad_key_store_the_other_two_and_name_the_failure(
+    emulator, accounts_env, duckdb_path, instance
+):
+    result = run(instance)
+
+    assert result.success  # the run stores what it could
+    frame = stored(duckdb_path, "onesignal")
+    by_app = {app: counts_of(rows) for app, rows in frame.groupby("account")}
+    assert set(by_app) == {APPS["brand_a"][0], APPS["brand_c"][0]}
+    for name in ("brand_a", "brand_c"):
+        assert by_app[APPS[name][0]] == truth(emulator, APPS[name][0])
+
+    check = check_result(result, "onesignal_segments")
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description.startswith(
+        f"1 of 3 account(s) failed: OneSignal Brand B ({APPS['brand_b'][0]}): "
+    )
+    assert "credentials refused" in check.description
+    assert "Check OS_BRAND_B_KEY" in check.description
+    meta = result.asset_materializations_for_node("onesignal_segments")[0].metadata
+    assert (meta["accounts"].value, meta["failed_accounts"].value) == (3, 1)
+    assert "FAILED: ProviderAuthError" in meta["account_status"].value
+    log = "\n".join(run_messages(instance, result.run_id))
+    assert f"OneSignal Brand B ({APPS['brand_b'][0]}): snapshot failed, the other accounts" in log
+    assert "os_v2_app_revoked_key_of_brand_b" not in log
+
+
+def test_a_rerun_fetches_only_the_failed_app_and_keeps_the_others_rows(
+    emulator, accounts_env, duckdb_path, instance, monkeypatch
+):
+    run(instance)
+    first = stored(duckdb_path, "onesignal")
+    emulator.state.reset_stats()
+    monkeypatch.setenv("OS_BRAND_B_KEY", APPS["brand_b"][1])  # the key is fixed
+
+    result = run(instance)
+
+    assert result.success
+    assert check_result(result, "onesignal_segments").passed
+    by_account = emulator.state.stats()["onesignal"]["by_account"]
+    assert set(by_account) == {APPS["brand_b"][0]}  # the other two apps were not asked again
+    frame = stored(duckdb_path, "onesignal")
+    assert set(frame["account"]) == {app_id for app_id, _ in APPS.values()}
+    assert not frame.duplicated(["account", "segment_id"]).any()
+    kept = frame.loc[frame["account"] != APPS["brand_b"][0]].reset_index(drop=True)
+    assert kept[["account", "segment_id", "user_count", "fetched_at"]].equals(
+        first[["account", "segment_id", "user_count", "fetched_at"]].reset_index(drop=True)
+    )
+    assert counts_of(frame.loc[frame["account"] == APPS["brand_b"][0]]) == truth(
+        emulator, APPS["brand_b"][0]
+    )
+    log = "\n".join(run_messages(instance, result.run_id))
+    assert "already holds 2 of 3 accounts; fetching the 1 missing" in log
+
+    # a complete day is taken again in full; refetch_all forces it on a partial day too
+    emulator.state.reset_stats()
+    again = run(instance)
+    assert again.success
+    assert len(emulator.state.stats()["onesignal"]["by_account"]) == 3
+
+
+def test_two_actionhub_programs_behind_one_key_are_two_accounts_with_the_same_segment_ids(
+    emulator, accounts_env, duckdb_path, instance
+):
+    result = run(instance, providers=("actionhub",))
+
+    assert result.success
+    frame = stored(duckdb_path, "actionhub")
+    assert set(frame["account"]) == set(PROGRAMS)
+    eu = frame.loc[frame["account"] == "prog-eu"]
+    us = frame.loc[frame["account"] == "prog-us"]
+    # the same segment id in two programs: two segments, each with its own count
+    assert set(eu["segment_id"]) == set(us["segment_id"])
+    assert len(frame) == len(eu) + len(us)
+    assert check_result(result, "actionhub_segments").passed
+    by_account = emulator.state.stats()["actionhub"]["by_account"]
+    assert set(by_account) == set(PROGRAMS)
+
+
+def test_removing_an_account_keeps_its_history_and_the_others(
+    emulator, accounts_env, duckdb_path, instance, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("OS_BRAND_B_KEY", APPS["brand_b"][1])
+    assert run(instance).success
+    config = tmp_path / "segment_assets.yaml"
+    text = config.read_text()
+    start = text.index("  brand_c:")
+    config.write_text(text[:start] + text[text.index("actionhub:") :])  # brand_c removed
+
+    result = run(instance, config=None)
+
+    assert result.success
+    frame = stored(duckdb_path, "onesignal")
+    assert set(frame["account"]) == {app_id for app_id, _ in APPS.values()}  # nothing lost
+    log = "\n".join(run_messages(instance, result.run_id))
+    assert f"kept the stored rows of accounts no longer configured: {APPS['brand_c'][0]}" in log
+    meta = result.asset_materializations_for_node("onesignal_segments")[0].metadata
+    assert meta["accounts"].value == 2
