@@ -1,6 +1,7 @@
 """Command line for scripts and cron: the same assets and drop detector as the UI.
 
     python -m segment_assets snapshot --date 2026-03-14 [--provider onesignal] [--allow-late]
+                                      [--refetch-all]
     python -m segment_assets drops --date 2026-03-14 [--provider usercom]
 
 ``snapshot`` materialises the partition with the real definitions (resources from the
@@ -8,8 +9,8 @@ environment, runs recorded in ``$DAGSTER_HOME`` when it is set, else in a throwa
 instance). ``drops`` reads the stored history and prints the drops found for the day.
 
 Exit codes: 0 ok, 1 drops found (``drops`` only), 2 usage or configuration error (bad
-arguments, missing variable, unusable DuckDB path, partition too old), 3 a provider or the
-run failed.
+arguments, missing variable, a bad accounts file, unusable DuckDB path, partition too old),
+3 a provider, an account or the run failed (the accounts that succeeded are stored).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                 action="store_true",
                 help="store today's counts under a partition older than 36 hours",
             )
+            command.add_argument(
+                "--refetch-all",
+                action="store_true",
+                help="fetch every account again, even when the stored day lacks only some",
+            )
     return parser.parse_args(argv)
 
 
@@ -84,12 +90,16 @@ def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, str]]
     return found
 
 
-def snapshot(day: dt.date, providers: Sequence[str], allow_late: bool) -> int:
+def snapshot(
+    day: dt.date, providers: Sequence[str], allow_late: bool, refetch_all: bool = False
+) -> int:
+    from segment_assets.assets import ACCOUNTS_CHECK
     from segment_assets.definitions import defs
 
     keys = [dg.AssetKey(f"{p}_segments") for p in providers]
+    op_config = {"allow_late_partition": allow_late, "refetch_all": refetch_all}
     run_config = {
-        "ops": {k.path[-1]: {"config": {"allow_late_partition": allow_late}} for k in keys},
+        "ops": {k.path[-1]: {"config": op_config} for k in keys},
         # INFO shows the assets' own messages (progress, counts), not Dagster's event stream
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
@@ -111,11 +121,16 @@ def snapshot(day: dt.date, providers: Sequence[str], allow_late: bool) -> int:
                 f"{key.to_user_string()} {day}: {meta.get('segments')} segments, "
                 f"{meta.get('total_users', 0):,} users"
             )
+    accounts_failed = False
     for evaluation in result.get_asset_check_evaluations():
         state = "passed" if evaluation.passed else "FAILED"
         print(f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {state}")
+        if evaluation.check_name == ACCOUNTS_CHECK and not evaluation.passed:
+            accounts_failed = True
+            print(f"error: {evaluation.asset_key.to_user_string()}: {evaluation.description}",
+                  file=sys.stderr)  # fmt: skip
     if result.success:
-        return OK
+        return RUN_FAILED if accounts_failed else OK
     errors = step_errors(result)
     for step, cls_name, message in errors:
         print(f"error: {step}: {message} ({cls_name})", file=sys.stderr)
@@ -148,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     providers = args.provider or list(schema.PROVIDERS)
     try:
         if args.command == "snapshot":
-            return snapshot(args.date, providers, args.allow_late)
+            return snapshot(args.date, providers, args.allow_late, args.refetch_all)
         return drops(args.date, providers)
     except Exception as exc:  # configuration read before any run starts
         if type(exc).__name__ in CONFIG_ERRORS or isinstance(exc, ValueError):

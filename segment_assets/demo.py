@@ -39,10 +39,45 @@ CREDENTIALS = ("ACTIONHUB_API_KEY", "USERCOM_API_KEY", "ONESIGNAL_API_KEY")
 DROP_FACTOR = 0.2
 
 
-def emulator_env(url: str) -> dict[str, str]:
-    """Settings that point segment_assets at an emulator at ``url`` (demo accounts)."""
+# The demo's accounts file: two OneSignal apps and two ActionHub programs behind one key;
+# User.com keeps its single-account variables.
+DEMO_ONESIGNAL_ACCOUNTS = ("web", "mobile")
+DEMO_ACTIONHUB_ACCOUNTS = ("brand_a", "brand_b")
+
+
+def accounts_file() -> str:
+    """The text of the demo's segment_assets.yaml."""
+    lines = ["# segment_assets.yaml written by make demo: accounts of the bundled emulator", ""]
+    lines.append("onesignal:")
+    for name, app_id in zip(DEMO_ONESIGNAL_ACCOUNTS, DEMO_ONESIGNAL_APPS, strict=True):
+        lines += [
+            f"  {name}:",
+            f"    label: {name.capitalize()} app",
+            f"    app_id: {app_id}",
+            f"    api_key_env: ONESIGNAL_{name.upper()}_API_KEY",
+        ]
+    lines.append("actionhub:")
+    for name, program in zip(DEMO_ACTIONHUB_ACCOUNTS, DEMO_ACTIONHUB_PROGRAMS, strict=True):
+        lines += [
+            f"  {name}:",
+            f"    program_id: {program}",
+            "    api_key_env: ACTIONHUB_API_KEY",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def emulator_env(url: str, config: Path | None = None) -> dict[str, str]:
+    """Settings that point segment_assets at an emulator at ``url`` (demo accounts); with
+    ``config``, the accounts file written there is used (several accounts per provider)."""
     app_id, app_key = next(iter(DEMO_ONESIGNAL_APPS.items()))
+    accounts: dict[str, str] = {}
+    if config is not None:
+        config.write_text(accounts_file())
+        accounts["SEGMENT_ASSETS_CONFIG"] = str(config)
+        for name, key in zip(DEMO_ONESIGNAL_ACCOUNTS, DEMO_ONESIGNAL_APPS.values(), strict=True):
+            accounts[f"ONESIGNAL_{name.upper()}_API_KEY"] = key
     return {
+        **accounts,
         "ACTIONHUB_API_KEY": DEMO_ACTIONHUB_KEY,
         "ACTIONHUB_PROGRAM_ID": DEMO_ACTIONHUB_PROGRAMS[0],
         "ACTIONHUB_BASE_URL": f"{url}/actionhub",
@@ -197,7 +232,7 @@ def _plant_drop(emulator_url: str, day: dt.date) -> str:
             "factor": DROP_FACTOR,
         },
     )
-    return f"OneSignal segment {largest['name']!r}"
+    return f"OneSignal segment {largest['name']!r} of the {DEMO_ONESIGNAL_ACCOUNTS[0]} app"
 
 
 def main() -> int:
@@ -218,7 +253,7 @@ def main() -> int:
     try:
         if use_emulator:
             children.append(start_emulator(emulator_port, env))
-            env.update(emulator_env(emulator_url))
+            env.update(emulator_env(emulator_url, home / "segment_assets.yaml"))
         else:
             print("demo: provider credentials found; using the real providers (no emulator)")
         os.environ.update(env)  # the seeding below runs in this process on the same instance

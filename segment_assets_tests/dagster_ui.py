@@ -93,8 +93,9 @@ def partitions_by_asset(url: str) -> dict[str, int]:
     }
 
 
-def latest_check(url: str, asset: str) -> dict[str, Any]:
-    """The drop check of ``asset`` and its execution for the latest materialisation."""
+def latest_check(url: str, asset: str, name: str = "no_sudden_drops") -> dict[str, Any]:
+    """A check of ``asset`` (the drop check by default) and its execution for the latest
+    materialisation."""
     node = graphql(url, CHECKS, path=[asset])["assetNodeOrError"]
-    [check] = node["assetChecksOrError"]["checks"]
+    [check] = [c for c in node["assetChecksOrError"]["checks"] if c["name"] == name]
     return check

@@ -3,6 +3,9 @@ one visible and repaired alone, nothing of the others lost."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 
 import dagster as dg
@@ -10,6 +13,7 @@ import pytest
 
 from segment_assets.accounts import provider_resources
 from segment_assets.assets import ACCOUNTS_CHECK
+from segment_assets.cli import RUN_FAILED, USAGE_ERROR
 from segment_assets.emulator import ActionHubProgram, EmulatorConfig, OneSignalApp, UserComApp
 from segment_assets.storage import io_manager
 
@@ -214,3 +218,29 @@ def test_removing_an_account_keeps_its_history_and_the_others(
     assert f"kept the stored rows of accounts no longer configured: {APPS['brand_c'][0]}" in log
     meta = result.asset_materializations_for_node("onesignal_segments")[0].metadata
     assert meta["accounts"].value == 2
+
+
+@pytest.mark.slow
+def test_the_command_line_exits_3_naming_the_failed_app_and_2_for_a_bad_file(
+    emulator, accounts_env, duckdb_path, tmp_path
+):
+    env = {**os.environ, "SEGMENT_ASSETS_DUCKDB": duckdb_path}
+    command = [sys.executable, "-m", "segment_assets", "snapshot", "--date",
+               YESTERDAY.isoformat(), "--provider", "onesignal"]  # fmt: skip
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == RUN_FAILED, done.stderr
+    assert "onesignal_segments all_accounts_snapshotted: FAILED" in done.stdout
+    assert f"OneSignal Brand B ({APPS['brand_b'][0]}): " in done.stderr
+    assert set(stored(duckdb_path, "onesignal")["account"]) == {
+        APPS["brand_a"][0],
+        APPS["brand_c"][0],
+    }
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("onesignal:\n  brand_a:\n    app_id: x\n    api_key_env: NOT_SET_HERE\n")
+    env["SEGMENT_ASSETS_CONFIG"] = str(bad)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == USAGE_ERROR
+    assert "onesignal.brand_a.api_key_env: the variable NOT_SET_HERE is not set" in done.stderr

@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from segment_assets.assets import segment_drops
+from segment_assets.assets import ACCOUNTS_CHECK, segment_drops
 from segment_assets.checks import CHECK_NAME, check_result
 from segment_assets.drops import DROPS_COLUMNS, drops_markdown
 
@@ -138,6 +138,6 @@ def test_the_daily_job_checks_every_provider_and_then_stores_the_drops():
     graph = defs.resolve_job_def("daily_segment_snapshot").asset_layer.asset_graph
     providers = {f"{p}_segments" for p in ("actionhub", "usercom", "onesignal")}
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert checks == {(p, CHECK_NAME) for p in providers}
+    assert checks == {(p, name) for p in providers for name in (CHECK_NAME, ACCOUNTS_CHECK)}
     drops_node = graph.get(dg.AssetKey("segment_drops"))
     assert {k.to_user_string() for k in drops_node.parent_keys} == providers

@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from segment_assets.demo import CREDENTIALS
+from segment_assets.emulator.config import DEMO_ACTIONHUB_PROGRAMS, DEMO_ONESIGNAL_APPS
 
 from .dagster_ui import free_port, latest_check, partitions_by_asset, port_in_use
 
@@ -78,3 +80,15 @@ def test_make_demo_shows_materialised_partitions_and_ctrl_c_stops_everything(tmp
     assert not port_in_use(emulator_port)
     assert processes_mentioning(str(tmp_path)) == []
     assert processes_mentioning(f"--port {emulator_port}") == []
+    # the demo's accounts file: two OneSignal apps and two ActionHub programs
+    assert "onesignal:\n  web:" in (tmp_path / "dagster_home" / "segment_assets.yaml").read_text()
+    with duckdb.connect(env["SEGMENT_ASSETS_DUCKDB"], read_only=True) as conn:
+        for table, accounts in (
+            ("onesignal_segments", set(DEMO_ONESIGNAL_APPS)),
+            ("actionhub_segments", set(DEMO_ACTIONHUB_PROGRAMS)),
+        ):
+            found = {
+                row[0]
+                for row in conn.execute(f"select distinct account from segments.{table}").fetchall()
+            }
+            assert found == accounts, table
