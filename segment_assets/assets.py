@@ -119,6 +119,8 @@ PROVIDER_LABELS = {"actionhub": "ActionHub", "usercom": "User.com", "onesignal":
 
 
 ACCOUNTS_CHECK = "all_accounts_snapshotted"
+ACCOUNT_LABELS = "account_labels"
+ACCOUNT_FAILURES = "account_failures"
 
 
 def accounts_metadata(snap: Snapshot) -> dict[str, object]:
@@ -134,6 +136,20 @@ def accounts_metadata(snap: Snapshot) -> dict[str, object]:
     return {
         "accounts": len(snap.outcomes),
         "failed_accounts": len(snap.failed),
+        # read by the drop sensor: words for each account, and what failed (secret-free)
+        ACCOUNT_LABELS: dg.MetadataValue.json(
+            {o.account: o.resource.label_text or o.resource.name for o in snap.outcomes}
+        ),
+        ACCOUNT_FAILURES: dg.MetadataValue.json(
+            [
+                {
+                    "account": o.account,
+                    "account_name": o.resource.label_text or o.resource.name,
+                    "error": str(o.error),
+                }
+                for o in snap.failed
+            ]
+        ),
         "account_status": dg.MetadataValue.md(
             table.to_markdown(index=False) if len(table) else "_no accounts configured_"
         ),

@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._serdes import serialize_value
 
 from segment_assets.accounts import provider_resources
 from segment_assets.assets import ACCOUNTS_CHECK
@@ -244,3 +246,23 @@ def test_the_command_line_exits_3_naming_the_failed_app_and_2_for_a_bad_file(
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == USAGE_ERROR
     assert "onesignal.brand_a.api_key_env: the variable NOT_SET_HERE is not set" in done.stderr
+
+
+def test_no_key_of_any_account_reaches_the_event_log_metadata_or_the_table(
+    emulator, accounts_env, duckdb_path, instance, capfd
+):
+    result = run(instance, providers=("onesignal", "actionhub"))
+
+    assert result.success
+    keys = [key for _, key in APPS.values()]
+    keys += [accounts_env["OS_BRAND_B_KEY"], ACTIONHUB_KEY]
+    captured = capfd.readouterr()
+    places = {"stdout": captured.out, "stderr": captured.err}
+    for entry in instance.all_logs(result.run_id):
+        places[f"event {entry.timestamp}"] = serialize_value(entry)
+    places["duckdb"] = Path(duckdb_path).read_bytes().decode("latin-1")
+    failures = result.asset_materializations_for_node("onesignal_segments")[0].metadata
+    assert "credentials refused" in str(failures["account_failures"].value)  # searched below
+    assert any("account_failures" in text for text in places.values())
+    leaked = {where for where, text in places.items() for key in keys if key in text}
+    assert leaked == set()
