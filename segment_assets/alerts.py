@@ -1,14 +1,17 @@
 """Drop alerts: what an alert says, and the channels that carry it.
 
-An alert groups the drops of one provider asset partition. Channels: the Dagster log
+An alert groups the drops of one provider account on one partition (``kind`` ``drops``), or
+says that one account could not be snapshotted while the others were (``kind``
+``snapshot_failed``, with ``error`` and no drops). Channels: the Dagster log
 (always), a Slack incoming webhook (``SLACK_WEBHOOK_URL``) and a generic JSON webhook
 (``ALERT_WEBHOOK_URL``). Webhook URLs carry secrets: they are never logged, and delivery
 errors are reported by type and status only.
 
 The JSON webhook receives (version 1)::
 
-    {"version": 1, "partition": "2025-03-01", "provider": "onesignal",
-     "account": "<app id>", "asset": "onesignal_segments", "url": "<link to the partition>",
+    {"version": 1, "kind": "drops", "partition": "2025-03-01", "provider": "onesignal",
+     "account": "<app id>", "account_name": "<its name in words, or null>",
+     "asset": "onesignal_segments", "url": "<link to the partition>",
      "drop_count": 1, "error_count": 1, "truncated": false,
      "drops": [{"segment_id": "…", "segment_name": "…", "account": "…", "before": 5400,
                 "user_count": 510, "expected": 5380.0, "drop_pct": 90.5,
@@ -70,9 +73,14 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+DROPS = "drops"
+SNAPSHOT_FAILED = "snapshot_failed"
+
+
 @dataclass(frozen=True)
 class DropAlert:
-    """The drops of one provider asset partition, as one message."""
+    """One message: the drops of one provider account on one partition, or (``kind``
+    ``snapshot_failed``) an account that could not be snapshotted while the others were."""
 
     asset: str
     provider: str
@@ -82,12 +90,21 @@ class DropAlert:
     drops: tuple[dict[str, Any], ...]
     drop_count: int
     errors: int = field(default=0)
+    account_name: str | None = None
+    kind: str = DROPS
+    error: str | None = None
 
     @classmethod
     def from_drops(
-        cls, asset: str, partition: str, drops: pd.DataFrame, webserver_url: str
+        cls,
+        asset: str,
+        partition: str,
+        drops: pd.DataFrame,
+        webserver_url: str,
+        account_name: str | None = None,
     ) -> DropAlert:
-        """Build the alert from a :func:`segment_assets.drops.flag_drops` frame."""
+        """Build the alert from a :func:`segment_assets.drops.flag_drops` frame (the drops
+        of one account; ``account_name`` is its name in words, if it has one)."""
         provider = asset.removesuffix("_segments")
         accounts = sorted(drops["account"].dropna().astype(str).unique())
         shown = drops.head(MAX_DROPS_PER_ALERT).copy()
@@ -105,19 +122,47 @@ class DropAlert:
             drops=records,
             drop_count=len(drops),
             errors=int((drops["severity"] == "ERROR").sum()),
+            account_name=account_name or None,
+        )
+
+    @classmethod
+    def snapshot_failed(
+        cls,
+        asset: str,
+        partition: str,
+        account: str,
+        error: str,
+        webserver_url: str,
+        account_name: str | None = None,
+    ) -> DropAlert:
+        """An account whose snapshot failed on a partition that stored the other accounts."""
+        return cls(
+            asset=asset,
+            provider=asset.removesuffix("_segments"),
+            account=account,
+            partition=partition,
+            url=asset_url(webserver_url, asset, partition),
+            drops=(),
+            drop_count=0,
+            account_name=account_name or None,
+            kind=SNAPSHOT_FAILED,
+            error=error,
         )
 
     @property
     def key(self) -> str:
-        return f"{self.asset}|{self.partition}"
+        key = f"{self.asset}|{self.partition}|{self.account or ''}"
+        return key if self.kind == DROPS else f"{key}|{self.kind}"
 
     def payload(self) -> dict[str, Any]:
         """The documented JSON body (version 1)."""
-        return {
+        body = {
             "version": PAYLOAD_VERSION,
+            "kind": self.kind,
             "partition": self.partition,
             "provider": self.provider,
             "account": self.account,
+            "account_name": self.account_name,
             "asset": self.asset,
             "url": self.url,
             "drop_count": self.drop_count,
@@ -125,6 +170,9 @@ class DropAlert:
             "truncated": self.drop_count > len(self.drops),
             "drops": list(self.drops),
         }
+        if self.kind == SNAPSHOT_FAILED:
+            body["error"] = self.error
+        return body
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DropAlert:
@@ -138,15 +186,40 @@ class DropAlert:
             drops=drops,
             drop_count=payload["drop_count"],
             errors=payload["error_count"],
+            account_name=payload.get("account_name"),
+            kind=payload.get("kind", DROPS),
+            error=payload.get("error"),
         )
+
+    def account_words(self) -> str:
+        """``Mobile app (e4b8d2c6-…)`` for a named account, ``account e4b8d2c6-…`` else."""
+        if self.account_name:
+            return f"{self.account_name} ({self.account})"
+        return f"account {self.account}"
 
     def headline(self) -> str:
         label = PROVIDER_LABELS.get(self.provider, self.provider)
+        if self.kind == SNAPSHOT_FAILED:
+            return (
+                f"{label} {self.account_words()} could not be snapshotted for "
+                f"{self.partition}; the other accounts were stored"
+            )
         noun = "segment" if self.drop_count == 1 else "segments"
-        return (
-            f"{self.drop_count} {label} {noun} dropped on {self.partition} "
-            f"(account {self.account}, {self.errors} ERROR)"
+        where = (
+            f"in {self.account_name} ({self.account}, {self.errors} ERROR)"
+            if self.account_name
+            else f"(account {self.account}, {self.errors} ERROR)"
         )
+        return f"{self.drop_count} {label} {noun} dropped on {self.partition} {where}"
+
+    def lines(self) -> list[str]:
+        """The body: one line a drop (with "… and N more"), or the failure's error."""
+        if self.kind == SNAPSHOT_FAILED:
+            return [str(self.error)]
+        lines = [drop_line(d) for d in self.drops]
+        if self.drop_count > len(lines):
+            lines.append(f"… and {self.drop_count - len(lines)} more")
+        return lines
 
 
 def _count(value: Any) -> str:
@@ -168,9 +241,7 @@ def drop_line(drop: dict[str, Any]) -> str:
 
 
 def log_text(alert: DropAlert) -> str:
-    lines = [drop_line(d) for d in alert.drops]
-    if alert.drop_count > len(lines):
-        lines.append(f"… and {alert.drop_count - len(lines)} more")
+    lines = alert.lines()
     return f"{alert.headline()}: {alert.url}\n" + "\n".join(f"  {line}" for line in lines)
 
 
@@ -180,10 +251,13 @@ def _slack_escape(text: str) -> str:
 
 def slack_message(alert: DropAlert) -> dict[str, Any]:
     """A Slack incoming-webhook body: a headline linking to the partition, one line a drop."""
-    shown = alert.drops[:SLACK_LINES]
-    lines = [f"• {_slack_escape(drop_line(d))}" for d in shown]
-    if alert.drop_count > len(shown):
-        lines.append(f"… and {alert.drop_count - len(shown)} more")
+    if alert.kind == SNAPSHOT_FAILED:
+        lines = [_slack_escape(line) for line in alert.lines()]
+    else:
+        shown = alert.drops[:SLACK_LINES]
+        lines = [f"• {_slack_escape(drop_line(d))}" for d in shown]
+        if alert.drop_count > len(shown):
+            lines.append(f"… and {alert.drop_count - len(shown)} more")
     headline = _slack_escape(alert.headline())
     text = f":rotating_light: *{headline}* — <{alert.url}|open in Dagster>\n" + "\n".join(lines)
     return {"text": text}

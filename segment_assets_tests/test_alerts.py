@@ -52,9 +52,11 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
     [hook] = receiver.delivered("/hook")
     assert hook == {
         "version": 1,
+        "kind": "drops",
         "partition": PARTITION,
         "provider": "onesignal",
         "account": "app-1",
+        "account_name": None,
         "asset": "onesignal_segments",
         "url": link,
         "drop_count": 2,
@@ -138,3 +140,41 @@ def test_webhook_urls_come_from_the_environment_and_the_ui_shows_only_their_name
     assert DropAlert.from_drops(
         "usercom_segments", PARTITION, drops(), quiet.webserver_url
     ).url.startswith("https://dagster.example.com/assets/usercom_segments?")
+
+
+def test_an_alert_names_its_account_in_words_and_a_failed_account_gets_its_own(receiver):
+    channels = DropAlerts(
+        slack_webhook_url=receiver.url("/slack"), alert_webhook_url=receiver.url("/hook")
+    )
+    named = DropAlert.from_drops(
+        "onesignal_segments", PARTITION, drops(vanished=False), "http://d", "Mobile app"
+    )
+    failed = DropAlert.snapshot_failed(
+        "onesignal_segments",
+        PARTITION,
+        "app-2",
+        "onesignal GET /apps/app-2/segments HTTP 403: credentials refused. Check OS_KEY",
+        "http://d",
+        "Web app",
+    )
+    assert named.key != failed.key  # delivered and retried apart
+    for message in (named, failed):
+        for channel in channels.channels():
+            assert channels.deliver(message, channel) is None
+
+    first, second = receiver.delivered("/slack")
+    assert (
+        "1 OneSignal segment dropped on 2026-03-14 in Mobile app (app-1, 1 ERROR)" in first["text"]
+    )
+    assert (
+        "OneSignal Web app (app-2) could not be snapshotted for 2026-03-14; the other accounts "
+        "were stored" in second["text"]
+    )
+    assert "HTTP 403: credentials refused. Check OS_KEY" in second["text"]
+    hooks = receiver.delivered("/hook")
+    assert [h["kind"] for h in hooks] == ["drops", "snapshot_failed"]
+    assert hooks[0]["account_name"] == "Mobile app"
+    assert hooks[1]["account"] == "app-2"
+    assert hooks[1]["error"].endswith("Check OS_KEY")
+    assert (hooks[1]["drop_count"], hooks[1]["drops"]) == (0, [])
+    assert DropAlert.from_payload(hooks[1]) == failed
