@@ -2,8 +2,10 @@
 
 ``find_drops(history, as_of)`` judges one day (``as_of``) against the days before it. The
 work is done on segment × day matrices of the ``HISTORY_DAYS_NEEDED`` days before ``as_of``,
-with group-wise numpy operations over all segments at once: no Python loop per segment or
-per day, and older rows are never read.
+with group-wise numpy operations over all segments at once (in blocks of a few thousand
+segments, two blocks side by side: segments are judged independently): no Python loop per
+segment or per day, and older rows are never read. Text columns may be categoricals (as
+:func:`segment_assets.storage.read_history` returns them): their codes stand for the text.
 
 What counts as an observation
 -----------------------------
@@ -64,6 +66,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +94,8 @@ SPARSE_FRACTION = 0.7  # below this share of observed days, weekday factors look
 UNSEEN_WEEKDAY_NOISE = 0.3  # uncertainty (log scale) of a weekday never observed
 MAX_GROWTH = 0.01  # largest trend followed upwards (log scale per day, about 1 %)
 MAX_DECLINE = 0.03  # largest trend followed downwards (about 3 % a day)
+BLOCK_SEGMENTS = 2048  # segments judged together (see _in_blocks)
+WORKERS = min(2, os.cpu_count() or 1)  # blocks judged side by side
 
 #: Days before ``as_of`` that :func:`find_drops` reads (nine weeks: the weekday factors use
 #: all of them); older rows are ignored, so storage only needs to return
@@ -208,8 +214,40 @@ def find_drops(
     if win is None:
         return _empty(with_name)
 
-    obs = win.observed
-    fc = _forecast(obs, win.counts, win.today_shift, th)
+    new, expected, pct = _in_blocks(win.observed, win.counts, win.today_shift, th)
+    seg = np.flatnonzero(new)
+    drops = _drop_frame(win, seg, expected, pct, th, with_name)
+    vanished = _vanished_frame(win, with_name)
+    return _finish([drops, vanished], with_name)
+
+
+def _in_blocks(
+    observed: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_newly_low` of every segment, by blocks of ``BLOCK_SEGMENTS`` segments.
+
+    Segments are judged independently of each other, so the blocks change nothing in the
+    result; they keep each block's matrices in the CPU's cache, and as numpy releases the
+    GIL in its loops, ``WORKERS`` blocks run side by side.
+    """
+    n_seg = observed.shape[0]
+    blocks = [slice(i, i + BLOCK_SEGMENTS) for i in range(0, n_seg, BLOCK_SEGMENTS)]
+    if len(blocks) == 1:
+        return _newly_low(observed, counts, today_shift, th)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        parts = list(
+            pool.map(lambda b: _newly_low(observed[b], counts[b], today_shift[b], th), blocks)
+        )
+    new, expected, pct = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+    return new, expected, pct
+
+
+def _newly_low(
+    obs: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per segment (rows of the window matrices): whether as_of is a new drop, the count
+    expected on as_of, and how many percent below it the count is."""
+    fc = _forecast(obs, counts, today_shift, th)
     recent = slice(_T - LOOKBACK, _WIDTH)  # the lookback days, then as_of
     count, variance, season = obs[:, recent], fc.variance[:, recent], fc.season[:, recent]
     short_log, long_log = fc.short[:, recent], fc.long[:, recent]
@@ -239,10 +277,7 @@ def find_drops(
     with np.errstate(invalid="ignore", divide="ignore"):
         pct = 100.0 * (expected - count[:, -1]) / expected
 
-    seg = np.flatnonzero(new)
-    drops = _drop_frame(win, seg, expected, pct, th, with_name)
-    vanished = _vanished_frame(win, with_name)
-    return _finish([drops, vanished], with_name)
+    return new, expected, pct
 
 
 def _judge(
@@ -296,11 +331,7 @@ class _Window:
         # a DataFrame of the window would cost more than the detection itself.
         rows = {c: _take(history[c], positions) for c in cols}
 
-        provider = pd.factorize(rows["provider"])[0].astype(np.int64)
-        account = pd.factorize(rows["account"])[0].astype(np.int64)
-        sid = pd.factorize(rows["segment_id"])[0].astype(np.int64)
-        group_of_row = pd.factorize(provider * (account.max() + 1) + account)[0]
-        seg = pd.factorize(group_of_row.astype(np.int64) * (sid.max() + 1) + sid)[0]
+        seg, group_of_row = _segment_numbers(rows)
         n_seg = int(seg.max()) + 1
 
         values = _float_values(rows["user_count"])
@@ -320,22 +351,38 @@ class _Window:
         observed = counts
         today_shift = np.zeros(n_seg, dtype=np.int64)
         if "last_counted" in rows:
-            repeated, counted_on = _count_days(rows["last_counted"], seg, day, n_seg, start)
-            observed = np.where(repeated, np.nan, counts)
+            # Only the segments with a last_counted stamp (User.com's) can repeat a cached
+            # count or have one made before its snapshot day; the others are left as listed.
+            stamped, repeated, counted_on = _count_days(
+                rows["last_counted"], seg, day, n_seg, start
+            )
+            own = np.where(repeated, np.nan, counts[stamped])
             # A new count made before its snapshot day (the snapshots in between are
             # missing) belongs to the day it was made: move it there. as_of's count stays in
             # place and only its weekday follows (see _forecast).
-            s_idx, d_idx = np.nonzero((counted_on < np.arange(_WIDTH)) & ~np.isnan(observed))
+            s_idx, d_idx = np.nonzero((counted_on < np.arange(_WIDTH)) & ~np.isnan(own))
             keep = d_idx < _T
-            moved = observed[s_idx[keep], d_idx[keep]]
-            observed[s_idx[keep], d_idx[keep]] = np.nan
-            observed[s_idx[keep], counted_on[s_idx[keep], d_idx[keep]]] = moved
-            today_shift = np.where(np.isnan(observed[:, _T]), 0, _T - counted_on[:, _T])
+            moved = own[s_idx[keep], d_idx[keep]]
+            own[s_idx[keep], d_idx[keep]] = np.nan
+            own[s_idx[keep], counted_on[s_idx[keep], d_idx[keep]]] = moved
+            if stamped.size:
+                observed = counts.copy()
+                observed[stamped] = own
+                today_shift[stamped] = np.where(np.isnan(own[:, _T]), 0, _T - counted_on[:, _T])
         return cls(as_of, counts, observed, today_shift, present, row_of, group, rows)
 
 
 def _day_offsets(dates: pd.Series, start: dt.date, as_of: dt.date) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the rows with ``start <= snapshot_date <= as_of``, and their column."""
+    if isinstance(dates.dtype, pd.CategoricalDtype):
+        # one conversion per distinct day (category), then the rows' codes
+        categories = pd.Series(dates.cat.categories)
+        positions, day = _day_offsets(categories, start, as_of)
+        column = np.full(len(categories) + 1, -1, dtype=np.int64)  # code -1 (missing): -1
+        column[positions] = day
+        offset = column[dates.cat.codes.to_numpy()]
+        positions = np.flatnonzero(offset >= 0)
+        return positions, offset[positions]
     if pd.api.types.is_datetime64_any_dtype(dates.dtype):
         if getattr(dates.dt, "tz", None) is not None:
             dates = dates.dt.tz_localize(None)
@@ -358,19 +405,49 @@ def _day_offsets(dates: pd.Series, start: dt.date, as_of: dt.date) -> tuple[np.n
 
 def _take(column: pd.Series, positions: np.ndarray) -> Any:
     """The column's values at ``positions``: a numpy array, or an extension array."""
+    if positions.size == len(column):  # positions are increasing: all rows, in order
+        return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
     if isinstance(column.dtype, np.dtype):
         return column.to_numpy()[positions]
     return column.array[positions]
 
 
+def _segment_numbers(rows: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: its segment (provider, account, segment_id) and its group (provider and
+    account), each numbered 0, 1, …"""
+    provider, account, sid = (_codes(rows[c]) for c in ("provider", "account", "segment_id"))
+    group = _numbered(provider * (account.max() + 1) + account)
+    return _numbered(group * (sid.max() + 1) + sid), group
+
+
+def _codes(values: Any) -> np.ndarray:
+    """An integer per row, equal where the values are equal (missing values share one)."""
+    codes = values.codes if isinstance(values, pd.Categorical) else pd.factorize(values)[0]
+    codes = codes.astype(np.int64)
+    codes += 1  # -1 (missing) becomes 0
+    return codes
+
+
+def _numbered(key: np.ndarray) -> np.ndarray:
+    """0, 1, … for the distinct values of ``key`` (non-negative integers): in order of value
+    when they span a small range (a lookup table, no hashing), else of first appearance."""
+    top = int(key.max()) + 1
+    if top > 4 * key.size:
+        return pd.factorize(key)[0].astype(np.int64)
+    seen = np.zeros(top, dtype=bool)
+    seen[key] = True
+    return (np.cumsum(seen) - 1)[key]
+
+
 def _float_values(values: Any) -> np.ndarray:
-    """Counts as float64 with NaN for NULL (nullable integers, floats or objects)."""
+    """Counts as float64 with NaN for NULL (nullable integers, floats or objects), in a new
+    array (the caller changes it; ``values`` may be the history's own)."""
     if isinstance(values, pd.api.extensions.ExtensionArray) and pd.api.types.is_numeric_dtype(
         values.dtype
     ):
-        return values.to_numpy(dtype="float64", na_value=np.nan)
+        return values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
     series = pd.to_numeric(pd.Series(values, copy=False), errors="coerce")
-    return series.to_numpy(dtype="float64", na_value=np.nan)
+    return series.to_numpy(dtype="float64", na_value=np.nan, copy=True)
 
 
 def _true_mask(values: Any) -> np.ndarray:
@@ -383,25 +460,35 @@ def _true_mask(values: Any) -> np.ndarray:
 
 def _count_days(
     last_counted: Any, seg: np.ndarray, day: np.ndarray, n_seg: int, start: dt.date
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From ``last_counted``: which counts repeat a cache, and the day each count was made.
 
-    Returns segment × day matrices: ``repeated`` (the stamp equals the one of the segment's
+    Returns the segments with at least one stamp (``stamped``, in order), and for them
+    segment × day matrices: ``repeated`` (the stamp equals the one of the segment's
     previous snapshot, or the window's first stamp is older than the day before its
     snapshot) and ``counted_on`` (the column of the day of ``last_counted``, kept after the
     previous snapshot and not after the snapshot itself; the snapshot's column when the
-    stamp is unknown).
+    stamp is unknown). Segments without a stamp repeat nothing and count on their day.
     """
-    stamps = pd.to_datetime(pd.Series(last_counted, copy=False), utc=True, errors="coerce")
-    known = stamps.notna().to_numpy()
-    ns = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)
-    matrix = np.zeros((n_seg, _WIDTH), dtype=np.int64)
-    has = np.zeros((n_seg, _WIDTH), dtype=bool)
-    matrix[seg[known], day[known]] = ns[known]
-    has[seg[known], day[known]] = True
+    if isinstance(last_counted, np.ndarray) and last_counted.dtype.kind == "M":
+        known = ~np.isnat(last_counted)  # naive, i.e. UTC (as read from DuckDB)
+        ns = last_counted[known].astype("datetime64[ns]").view(np.int64)
+    else:
+        utc = pd.to_datetime(pd.Series(last_counted, copy=False), utc=True, errors="coerce")
+        known = utc.notna().to_numpy()
+        ns = utc.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)[known]
+    has_stamp = np.zeros(n_seg, dtype=bool)
+    has_stamp[seg[known]] = True
+    stamped = np.flatnonzero(has_stamp)
+    local = np.cumsum(has_stamp) - 1  # a stamped segment's row in the matrices
+    rows, days = local[seg[known]], day[known]
+    matrix = np.zeros((stamped.size, _WIDTH), dtype=np.int64)
+    has = np.zeros((stamped.size, _WIDTH), dtype=bool)
+    matrix[rows, days] = ns
+    has[rows, days] = True
     columns = np.arange(_WIDTH)
     last = np.maximum.accumulate(np.where(has, columns, -1), axis=1)
-    previous = np.concatenate([np.full((n_seg, 1), -1), last[:, :-1]], axis=1)
+    previous = np.concatenate([np.full((stamped.size, 1), -1), last[:, :-1]], axis=1)
     before = np.take_along_axis(matrix, np.maximum(previous, 0), axis=1)
     day_ns = 86_400_000_000_000
     stamp_day = np.floor_divide(matrix - np.datetime64(start, "ns").astype(np.int64), day_ns)
@@ -411,7 +498,7 @@ def _count_days(
     repeated = has & (((previous >= 0) & (before == matrix)) | old_first)
     earliest = np.where(previous >= 0, previous + 1, np.maximum(columns - 1, 0))
     counted_on = np.where(has, np.clip(stamp_day, earliest, columns), columns)
-    return repeated, counted_on
+    return stamped, repeated, counted_on
 
 
 # --------------------------------------------------------------------------------------
@@ -470,8 +557,8 @@ def _forecast(
     #    listed counts (cached repeats included, so sparse series still have pairs), kept
     #    within MAX_GROWTH and MAX_DECLINE: back-to-back incidents can fill half of those
     #    weeks, and a trend raising the expected count must not be made of them.
-    listed = np.log1p(counts)
-    weekly = listed[:, _T - TREND_DAYS : _T] - listed[:, _T - TREND_DAYS - WEEK : _T - WEEK]
+    listed = np.log1p(counts[:, _T - TREND_DAYS - WEEK : _T])
+    weekly = listed[:, WEEK:] - listed[:, :-WEEK]
     trend = np.nan_to_num(_nanmedian(weekly, min_count=WEEK) / WEEK, nan=0.0)
     trend = np.clip(trend, -MAX_DECLINE, MAX_GROWTH)
 
@@ -534,14 +621,15 @@ def _weekday_factors(
     n_seg = past.shape[0]
     pad = np.full((n_seg, half), np.nan)
     padded = np.concatenate([pad, flat, pad], axis=1)
-    centred = _nanmedian(sliding_window_view(padded, 2 * half + 1, axis=1), min_count=3)
+    centred = _sliding_nanmedian(padded, 2 * half + 1, min_count=3)
     by_weekday = (past - centred).reshape(n_seg, _T // WEEK, WEEK).transpose(0, 2, 1)
     seen = np.count_nonzero(~np.isnan(by_weekday), axis=-1)
-    factor = _nanmedian(by_weekday, min_count=1)
+    factor = _nanmedian(by_weekday, min_count=1, counts=seen)
     # Shrink a raising factor towards 0 by twice its standard error, so that weeks that
     # disagree (an incident or a level shift next to the day) cannot make up a weekday that
     # is expected higher than the rest. A lowering factor is kept: at worst it hides a drop.
-    spread = _MAD_TO_SIGMA * _nanmedian(np.abs(by_weekday - factor[..., None]), min_count=1)
+    deviation = np.abs(by_weekday - factor[..., None])  # NaN where by_weekday is (or none is)
+    spread = _MAD_TO_SIGMA * _nanmedian(deviation, min_count=1, counts=seen)
     with np.errstate(invalid="ignore", divide="ignore"):
         margin = 2.0 * spread / np.sqrt(seen)
     factor = np.where(factor > 0, np.maximum(factor - margin, 0.0), factor)
@@ -556,7 +644,7 @@ def _trailing(
     used (where that median sits in time)."""
     lo = first - size
     span = values[:, lo:last]
-    median = _nanmedian(sliding_window_view(span, size, axis=1), min_count=min_count)
+    median = _sliding_nanmedian(span, size, min_count=min_count)
     valid = ~np.isnan(span)
     zero = np.zeros((span.shape[0], 1))
     count = np.concatenate([zero, np.cumsum(valid, axis=1)], axis=1)
@@ -567,19 +655,35 @@ def _trailing(
     return median, centroid
 
 
-def _nanmedian(values: np.ndarray, min_count: int = 1) -> np.ndarray:
+def _nanmedian(
+    values: np.ndarray, min_count: int = 1, counts: np.ndarray | None = None
+) -> np.ndarray:
     """Median over the last axis ignoring NaN; NaN where fewer than ``min_count`` values.
 
-    A sort-based ``np.nanmedian`` that stays vectorised for many short rows.
+    A sort-based ``np.nanmedian`` that stays vectorised for many short rows (such as the
+    sliding windows of every segment): the rows are sorted once, as one 2-D array, and
+    the middle value(s) of each row are picked by position. ``counts``, when the caller
+    has them, are the numbers of non-NaN values (saving a pass over the values).
     """
-    ordered = np.sort(values, axis=-1)  # NaN sorts last
-    n = np.count_nonzero(~np.isnan(values), axis=-1)
-    lo = np.maximum((n - 1) // 2, 0)[..., None]
-    hi = np.minimum(n // 2, values.shape[-1] - 1)[..., None]
-    low = np.take_along_axis(ordered, lo, axis=-1)[..., 0]
-    high = np.take_along_axis(ordered, hi, axis=-1)[..., 0]
+    size = values.shape[-1]
+    ordered = np.sort(values, axis=-1).reshape(-1, size)  # NaN sorts last
+    if counts is None:
+        n = size - np.count_nonzero(np.isnan(ordered), axis=-1)
+    else:
+        n = counts.reshape(-1)
+    rows = np.arange(ordered.shape[0])
+    low = ordered[rows, np.maximum((n - 1) // 2, 0)]
+    high = ordered[rows, np.minimum(n // 2, size - 1)]
     median = (low + high) / 2.0
-    return np.where(n >= max(min_count, 1), median, np.nan)
+    return np.where(n >= max(min_count, 1), median, np.nan).reshape(values.shape[:-1])
+
+
+def _sliding_nanmedian(values: np.ndarray, size: int, min_count: int) -> np.ndarray:
+    """:func:`_nanmedian` of each run of ``size`` consecutive columns, row by row (the values
+    of each run counted from a running sum, not run by run)."""
+    valid = np.cumsum(~np.isnan(values), axis=1)
+    counts = np.concatenate([valid[:, size - 1 : size], valid[:, size:] - valid[:, :-size]], axis=1)
+    return _nanmedian(sliding_window_view(values, size, axis=1), min_count, counts=counts)
 
 
 def _previous(values: np.ndarray, where: np.ndarray, fill: Any) -> np.ndarray:
@@ -604,7 +708,15 @@ def _last_true(mask: np.ndarray) -> np.ndarray:
 def _identity(win: _Window, seg: np.ndarray, day: np.ndarray, with_name: bool) -> dict:
     pos = win.row_of[seg, day]
     names = ["provider", "account", "segment_id"] + (["segment_name"] if with_name else [])
-    return {name: np.asarray(win.rows[name][pos], dtype=object) for name in names}
+    return {name: _objects(win.rows[name][pos]) for name in names}
+
+
+def _objects(values: Any) -> np.ndarray:
+    """Values as Python objects; a categorical's missing values as None (as DuckDB returns
+    a NULL text)."""
+    if isinstance(values, pd.Categorical):
+        return values.to_numpy(dtype=object, na_value=None)
+    return np.asarray(values, dtype=object)
 
 
 def _drop_frame(
@@ -639,10 +751,10 @@ def _drop_frame(
 
 def _vanished_frame(win: _Window, with_name: bool) -> pd.DataFrame:
     """Segments listed on their account's previous snapshot day but not on as_of."""
-    n_groups = int(win.group.max()) + 1
-    listed = np.zeros((n_groups, _WIDTH), dtype=bool)
-    seg_idx, day_idx = np.nonzero(win.present)
-    listed[win.group[seg_idx], day_idx] = True
+    # Per account (group, numbered 0, 1, …) and day: whether any of its segments was listed.
+    order = np.argsort(win.group, kind="stable")
+    firsts = np.flatnonzero(np.diff(win.group[order], prepend=-1))  # each group's first
+    listed = np.logical_or.reduceat(win.present[order], firsts, axis=0)
     previous = _last_true(listed[:, :_T])[win.group]
     rows = np.arange(win.present.shape[0])
     was_listed = (previous >= 0) & win.present[rows, np.maximum(previous, 0)]

@@ -5,8 +5,11 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
 1. retries the channels that failed on an earlier tick (never the ones that succeeded);
 2. reads the new materialisations of the three provider assets from the event log, after a
    per-asset storage id kept in the cursor, so a restart neither loses nor repeats one;
-3. for each new partition no older than ``max_partition_age_days`` (backfills stay quiet)
-   finds its drops in DuckDB (one query, never a provider call) and sends one alert.
+3. takes them in the order they were stored, a day at a time: the new partitions of one day
+   across the assets (normally one per provider) that are no older than
+   ``max_partition_age_days`` (backfills stay quiet) are judged together, with one DuckDB
+   read and one detection (never a provider call), and each provider partition with drops
+   gets one alert.
 
 The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
 <partition>": {"alert": <payload>, "channels": [...]}}}``. A tick stops early, keeping its
@@ -16,14 +19,16 @@ place, when it nears Dagster's 60 s limit or DuckDB stays locked by a writer.
 import datetime as dt
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import dagster as dg
+import pandas as pd
 
 from segment_assets.alerts import DropAlert, DropAlerts, log_text
-from segment_assets.drops import PROVIDER_TABLES, flag_drops
+from segment_assets.drops import PROVIDER_TABLES, flag_drops_by_table
 from segment_assets.storage import StorageError, database_path
 
 CURSOR_VERSION = 1
@@ -92,6 +97,51 @@ def send(alert: DropAlert, channels: Sequence[str], alerts: DropAlerts, log: Any
     return failed
 
 
+@dataclass(eq=False)
+class NewMaterializations:
+    """An asset's materialisations after its storage id in the cursor, oldest first, read
+    from the event log ``BATCH_SIZE`` at a time."""
+
+    instance: dg.DagsterInstance
+    asset: str
+    cursor: DropSensorCursor
+    records: deque[dg.EventLogRecord] = field(default_factory=deque)
+    latest: dict[str | None, int] = field(default_factory=dict)  # partition → last storage id
+    complete: bool = False  # nothing is stored after ``records``
+
+    def next_partition(self) -> tuple[int, str] | None:
+        """Storage id and partition of the next materialisation to judge; None when none is
+        left. Those that need no judging are passed: no partition, or the same partition
+        materialised again later in the batch (a partition is judged once, at its latest)."""
+        while True:
+            while self.records:
+                record = self.records[0]
+                partition = record.partition_key
+                if partition is not None and self.latest[partition] == record.storage_id:
+                    return record.storage_id, partition
+                self.done()
+            if self.complete:
+                return None
+            self.fetch()
+
+    def done(self) -> None:
+        """Move the cursor past the next materialisation."""
+        self.cursor.after[self.asset] = self.records.popleft().storage_id
+
+    def fetch(self) -> None:
+        records = self.instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(self.asset),
+                after_storage_id=self.cursor.after.get(self.asset),
+            ),
+            limit=BATCH_SIZE,
+            ascending=True,
+        ).records
+        self.records = deque(records)
+        self.latest = {r.partition_key: r.storage_id for r in records}
+        self.complete = len(records) < BATCH_SIZE
+
+
 @dataclass
 class DropSensorTick:
     """One evaluation of the sensor; Dagster appears only as the instance and the log."""
@@ -108,9 +158,8 @@ class DropSensorTick:
 
     def run(self, cursor: DropSensorCursor) -> DropSensorCursor:
         self.retry_pending(cursor)
-        for asset in self.assets:
-            if self.report.stopped or not self.read_new(asset, cursor):
-                break
+        if not self.report.stopped:
+            self.read_new(cursor)
         return cursor
 
     def retry_pending(self, cursor: DropSensorCursor) -> None:
@@ -133,43 +182,47 @@ class DropSensorTick:
                 del cursor.pending[key]
                 self.report.delivered_late += 1
 
-    def read_new(self, asset: str, cursor: DropSensorCursor) -> bool:
-        """Process the asset's new materialisations; False when the tick must stop."""
+    def read_new(self, cursor: DropSensorCursor) -> None:
+        """Judge the new materialisations in the order they were stored, a partition (day) at
+        a time: the earliest asset's next partition, together with the next partition of each
+        other asset whose next one is the same day. An asset's storage id in the cursor moves
+        past a materialisation once it is judged, so a tick that stops resumes there."""
+        new = [NewMaterializations(self.instance, asset, cursor) for asset in self.assets]
         while True:
-            records = self.instance.fetch_materializations(
-                dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(asset), after_storage_id=cursor.after.get(asset)
-                ),
-                limit=BATCH_SIZE,
-                ascending=True,
-            ).records
-            # A partition materialised twice in a batch is judged once, at its latest.
-            latest = {r.partition_key: r.storage_id for r in records}
-            for record in records:
-                partition = record.partition_key
-                if partition is not None and latest[partition] == record.storage_id:
-                    if self.out_of_time():
-                        self.report.stopped = "time budget"
-                        return False
-                    try:
-                        self.judge(asset, partition, cursor)
-                    except StorageError as exc:
-                        self.report.stopped = "DuckDB busy"
-                        self.log.warning(f"{asset} {partition}: {exc}; trying again next tick")
-                        return False
-                cursor.after[asset] = record.storage_id
-            if len(records) < BATCH_SIZE:
-                return True
+            heads = [(m, head) for m in new if (head := m.next_partition()) is not None]
+            if not heads:
+                return
+            _, partition = min(head for _, head in heads)
+            same_day = [m for m, (_, p) in heads if p == partition]
+            assets = [m.asset for m in same_day]
+            if self.out_of_time():
+                self.report.stopped = "time budget"
+                return
+            try:
+                self.judge(partition, assets, cursor)
+            except StorageError as exc:
+                self.report.stopped = "DuckDB busy"
+                self.log.warning(f"{', '.join(assets)} {partition}: {exc}; trying again next tick")
+                return
+            for m in same_day:
+                m.done()
 
-    def judge(self, asset: str, partition: str, cursor: DropSensorCursor) -> None:
-        self.report.partitions += 1
+    def judge(self, partition: str, assets: Sequence[str], cursor: DropSensorCursor) -> None:
+        """Find the drops of ``partition`` of each of ``assets`` (one read, one detection) and
+        alert once per asset partition with drops."""
+        self.report.partitions += len(assets)
         if partition_age_days(partition, self.today) > self.max_age_days:
-            self.report.old_partitions += 1
+            self.report.old_partitions += len(assets)
             return
         day = dt.date.fromisoformat(partition)
-        drops = flag_drops(self.database, [asset], day, lock_wait_seconds=LOCK_WAIT_SECONDS)
-        if drops.empty:
-            return
+        found = flag_drops_by_table(self.database, assets, day, lock_wait_seconds=LOCK_WAIT_SECONDS)
+        for asset in assets:
+            if not found[asset].empty:
+                self.alert(asset, partition, found[asset], cursor)
+
+    def alert(
+        self, asset: str, partition: str, drops: pd.DataFrame, cursor: DropSensorCursor
+    ) -> None:
         alert = DropAlert.from_drops(asset, partition, drops, self.alerts.webserver_url)
         self.report.alerts += 1
         self.log.warning(log_text(alert))

@@ -181,12 +181,43 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
-def as_dates(values: pd.Series) -> pd.Series:
-    """DATE values as ``datetime.date`` objects, converting each distinct day once (a
-    history holds few days and many rows, and one object per row costs far more)."""
-    codes, days = pd.factorize(pd.to_datetime(values))
-    lookup = np.array([*(d.date() for d in days), None], dtype=object)
-    return pd.Series(lookup[codes], index=values.index, dtype=object)  # code -1 (NaT): None
+def existing_tables(conn: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> list[str]:
+    """The tables of ``tables`` that exist (were ever materialised), in the same order."""
+    found = {
+        name
+        for (name,) in conn.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = ? and list_contains(?, table_name)",
+            [SCHEMA, list(tables)],
+        ).fetchall()
+    }
+    return [t for t in tables if t in found]
+
+
+#: Text columns read once per distinct combination rather than once per row (see
+#: :func:`read_history`); a history holds one combination per segment, but a row per day.
+LABEL_COLUMNS: tuple[str, ...] = ("provider", "account", "segment_id", "segment_name")
+# The SQL expression that numbers a row's combination of LABEL_COLUMNS (a 64-bit hash).
+_LABEL_HASH = "hash({})"
+
+
+def _code_type(categories: int) -> type[np.signedinteger]:
+    """The integer type pandas keeps a categorical's codes in (so it need not convert)."""
+    for kind in (np.int8, np.int16, np.int32):
+        if categories < np.iinfo(kind).max:
+            return kind
+    return np.int64
+
+
+def as_dates(days: np.ndarray, start: dt.date) -> pd.Categorical:
+    """Days counted from ``start`` as a categorical of ``datetime.date`` objects: one object
+    per distinct day (a history holds few days and many rows), ordered by day."""
+    used = np.bincount(days, minlength=1)
+    code_of = (np.cumsum(used > 0) - 1).astype(_code_type(np.count_nonzero(used)))
+    dates = np.datetime64(start, "D") + np.flatnonzero(used).astype("timedelta64[D]")
+    return pd.Categorical.from_codes(
+        code_of[days], categories=pd.Index(dates.astype(object), dtype=object)
+    )
 
 
 def read_history(
@@ -205,18 +236,34 @@ def read_history(
     extra_columns: dict[str, Sequence[str]] | None = None,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> pd.DataFrame:
-    """Rows of ``tables`` with ``start <= snapshot_date <= end``, in one query.
+    """Rows of ``tables`` with ``start <= snapshot_date <= end``, in one read: one
+    connection, one transaction.
 
     ``extra_columns`` adds provider-specific columns per table (NULL for the others).
     Missing tables (never materialised) are skipped; no file means an empty frame.
     ``lock_wait_seconds`` bounds the wait for a writer (a sensor tick has 60 s in all).
+
+    The history holds a row per segment and day, so it is read without a Python object per
+    row: ``snapshot_date`` is a categorical of ``datetime.date`` objects, ``user_count``
+    nullable ``Int64``, and the :data:`LABEL_COLUMNS` are categoricals of their text. The
+    read is two queries of the same rows in the transaction: the distinct combinations of
+    that text (one per segment) with a 64-bit hash of each, then the rows with the hash in
+    place of the text. Should two combinations ever share a hash, the text is read on every
+    row instead (same result, slower).
     """
     extra_columns = extra_columns or {}
     all_extra = sorted({c for cols in extra_columns.values() for c in cols})
     if not Path(database).exists():
         return pd.DataFrame(columns=[*columns, *all_extra])
+    labels = [c for c in columns if c in LABEL_COLUMNS]
+    label_hash = _LABEL_HASH.format(", ".join(labels))
+    # snapshot_date is read as days since start (a number), then made a categorical
+    fetched = [
+        "(snapshot_date - $start)::INTEGER AS snapshot_date" if c == "snapshot_date" else c
+        for c in [*columns, *all_extra]
+    ]
     with connect(database, lock_wait_seconds=lock_wait_seconds) as conn:
-        present = [t for t in tables if table_exists(conn, t)]
+        present = existing_tables(conn, tables)
         if not present:
             return pd.DataFrame(columns=[*columns, *all_extra])
         selects = []
@@ -227,9 +274,37 @@ def read_history(
                 f"SELECT {', '.join(cols)} FROM {SCHEMA}.{table} "
                 "WHERE snapshot_date BETWEEN $start AND $end"
             )
-        frame = conn.execute(" UNION ALL ".join(selects), {"start": start, "end": end}).df()
+        rows = " UNION ALL ".join(selects)
+        window = {"start": start, "end": end}
+        conn.begin()
+        if labels:
+            text = conn.execute(
+                f"SELECT DISTINCT {label_hash} AS label, {', '.join(labels)} FROM ({rows})",
+                window,
+            ).df()
+            if text["label"].duplicated().any():
+                labels = []  # two combinations share a hash: read the text on every row
+        if labels:
+            rest = [c for c in fetched if c not in labels]
+            frame = conn.execute(
+                f"SELECT {label_hash} AS label, {', '.join(rest)} FROM ({rows})", window
+            ).df()
+        else:
+            frame = conn.execute(f"SELECT {', '.join(fetched)} FROM ({rows})", window).df()
+        conn.commit()
+    if labels:
+        row_label = pd.Index(text["label"]).get_indexer(frame["label"])
+        decoded = {}
+        for name in labels:
+            codes, uniques = pd.factorize(text[name].to_numpy(dtype=object))
+            codes = codes.astype(_code_type(len(uniques)))  # as small as the categorical's
+            decoded[name] = pd.Categorical.from_codes(codes[row_label], categories=uniques)
+        frame = pd.DataFrame(
+            {c: decoded[c] if c in decoded else frame[c] for c in [*columns, *all_extra]},
+            copy=False,
+        )
     if "snapshot_date" in frame:
-        frame["snapshot_date"] = as_dates(frame["snapshot_date"])
+        frame["snapshot_date"] = as_dates(frame["snapshot_date"].to_numpy(), start)
     if "user_count" in frame:
         frame["user_count"] = frame["user_count"].astype("Int64")
     return frame

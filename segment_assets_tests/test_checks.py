@@ -8,7 +8,9 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
+from segment_assets import storage
 from segment_assets.assets import ACCOUNTS_CHECK, segment_drops
 from segment_assets.checks import CHECK_NAME, check_result
 from segment_assets.drops import DROPS_COLUMNS, drops_markdown
@@ -141,3 +143,44 @@ def test_the_daily_job_checks_every_provider_and_then_stores_the_drops():
     assert checks == {(p, name) for p in providers for name in (CHECK_NAME, ACCOUNTS_CHECK)}
     drops_node = graph.get(dg.AssetKey("segment_drops"))
     assert {k.to_user_string() for k in drops_node.parent_keys} == providers
+
+
+def test_the_history_the_check_reads_is_the_same_when_two_segments_share_a_text_hash(
+    duckdb_path, monkeypatch
+):
+    # The history read keys each row's text (provider, account, id, name) by a 64-bit hash
+    # and reads the text once per segment; two segments sharing a hash must not be mixed up.
+    with storage.connect(duckdb_path) as conn:
+        conn.execute("create schema segments")
+        for table in ("onesignal_segments", "usercom_segments"):
+            conn.execute(
+                f"create table segments.{table} as select "
+                "date '2026-03-01' + d::int as snapshot_date, "
+                f"'{table.removesuffix('_segments')}' as provider, 'acct-' || (s % 2) as account, "
+                "'seg-' || s as segment_id, "
+                "case when s = 3 then null else 'Segment ' || s end as segment_name, "
+                "case when s = 4 and d = 2 then null else 100 * s + d end::bigint as user_count "
+                "from range(5) t(d), range(6) u(s)"
+            )
+    tables = ["onesignal_segments", "usercom_segments"]
+    start, end = dt.date(2026, 3, 2), dt.date(2026, 3, 4)
+
+    def rows() -> pd.DataFrame:
+        frame = storage.read_history(duckdb_path, tables, start, end).astype(object)
+        frame = frame.where(frame.notna(), None)
+        return frame.sort_values(["provider", "segment_id", "snapshot_date"], ignore_index=True)
+
+    def text_dtype() -> object:
+        return storage.read_history(duckdb_path, tables, start, end)["segment_id"].dtype
+
+    hashed = rows()
+    assert text_dtype() == "category"  # each text read once
+    monkeypatch.setattr(storage, "_LABEL_HASH", "hash({}) % 2")  # every hash is shared
+    assert_frame_equal(rows(), hashed)
+    assert text_dtype() == "object"  # read on every row instead
+    assert len(hashed) == 2 * 6 * 3
+    assert set(hashed["snapshot_date"]) == {dt.date(2026, 3, d) for d in (2, 3, 4)}
+    assert hashed["segment_name"].isna().sum() == 2 * 3  # seg-3 has no name
+    assert hashed["user_count"].isna().sum() == 2  # seg-4 on 2026-03-03
+    pairs = set(zip(hashed["segment_id"], hashed["account"], strict=True))
+    assert pairs == {(f"seg-{s}", f"acct-{s % 2}") for s in range(6)}

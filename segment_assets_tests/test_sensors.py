@@ -6,11 +6,15 @@ import datetime as dt
 import json
 
 import dagster as dg
+import pandas as pd
 import pytest
 
+from segment_assets import drops
 from segment_assets.alerts import DropAlerts
-from segment_assets.drops import flag_drops
+from segment_assets.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
+from segment_assets.providers import schema
 from segment_assets.sensors import DropSensorCursor, DropSensorTick, segment_drop_sensor
+from segment_assets.storage import connect
 
 from .conftest import YESTERDAY
 from .drop_story import APP_ID, ASSET, days, largest_segments, small_config, snapshot, write_history
@@ -187,3 +191,148 @@ def test_a_tick_that_runs_out_of_time_keeps_its_place(
     assert (second.report.partitions, second.report.stopped) == (1, None)
     assert cursor.after[ASSET] > seen
     assert not receiver.requests  # a day or two of history: nothing to judge yet
+
+
+# -- several providers at once -------------------------------------------------------------
+# A store written directly (as the IO manager would), with materialisations reported to a
+# real instance: three provider tables, a month of steady segments each.
+STEADY_DAYS, STEADY_SEGMENTS = 30, 12
+PLANTED = {"actionhub_segments": 3, "onesignal_segments": 5}  # table → segment dropping 90 %
+
+
+def write_steady_store(path: str, last: dt.date) -> None:
+    """A month of ``STEADY_SEGMENTS`` segments per provider up to ``last``; on ``last`` one
+    segment of ActionHub and one of OneSignal lose 90 % (User.com stays steady, each count
+    a fresh recount: ``last_counted`` moves every day)."""
+    first = last - dt.timedelta(days=STEADY_DAYS - 1)
+    with connect(path) as conn:
+        conn.execute("create schema if not exists segments")
+        for provider in schema.PROVIDERS:
+            table = f"{provider}_segments"
+            dropping = PLANTED.get(table, -1)
+            values = {
+                "snapshot_date": "$first::date + d::int",
+                "provider": f"'{provider}'",
+                "account": f"'{provider}-account'",
+                "segment_id": "'seg-' || s",
+                "segment_name": f"'{provider} segment ' || s",
+                "user_count": (
+                    "((2000 + 300 * s + hash(s, d) % 40) * "
+                    f"(CASE WHEN d = {STEADY_DAYS - 1} AND s = {dropping} THEN 0.1 ELSE 1 END)"
+                    ")::bigint"
+                ),
+                "last_counted": "($first::date + d::int)::timestamp + interval 3 hour",
+            }
+            columns = schema.columns(provider)
+            conn.execute(
+                f"create table segments.{table} "
+                f"({', '.join(f'{c.name} {c.sql_type}' for c in columns)})"
+            )
+            conn.execute(
+                f"insert into segments.{table} select "
+                f"{', '.join(values.get(c.name, 'NULL') for c in columns)} "
+                f"from range({STEADY_DAYS}) t(d), range({STEADY_SEGMENTS}) u(s)",
+                {"first": first},
+            )
+
+
+def report(instance: dg.DagsterInstance, asset: str, day: dt.date) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=asset, partition=day.isoformat())
+    )
+
+
+@pytest.fixture
+def history_reads(monkeypatch) -> list[tuple[str, ...]]:
+    """The tables of each history read (the real read, counted)."""
+    reads: list[tuple[str, ...]] = []
+    real = drops.read_history
+
+    def counted(database: str, tables, *args, **kwargs):
+        reads.append(tuple(tables))
+        return real(database, tables, *args, **kwargs)
+
+    monkeypatch.setattr(drops, "read_history", counted)
+    return reads
+
+
+def test_a_day_of_three_providers_is_judged_with_one_read_and_alerts_once_per_provider(
+    instance, duckdb_path, receiver, history_reads
+):
+    write_steady_store(duckdb_path, YESTERDAY)
+    for table in PROVIDER_TABLES:
+        report(instance, table, YESTERDAY)
+    alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK_PATH))
+
+    first = tick(instance, None, alerts)
+    assert history_reads == [PROVIDER_TABLES]
+    assert "3 new partition(s), 2 alert(s)" in first.skip_reason.skip_message
+    hooks = {hook["asset"]: hook for hook in receiver.delivered(HOOK_PATH)}
+    assert set(hooks) == set(PLANTED)
+    for table, planted in PLANTED.items():
+        provider = table.removesuffix("_segments")
+        assert (hooks[table]["provider"], hooks[table]["partition"]) == (
+            provider,
+            YESTERDAY.isoformat(),
+        )
+        assert names_in(hooks[table]) == {f"{provider} segment {planted}"}
+
+    # Nothing new: no read, no alert.
+    second = tick(instance, first.cursor, alerts)
+    assert "0 new partition(s), 0 alert(s)" in second.skip_reason.skip_message
+    assert len(history_reads) == 1 and len(receiver.requests) == 2
+
+
+def test_a_tick_stopped_between_days_resumes_with_the_next_day_of_every_provider(
+    instance, duckdb_path, receiver, log, history_reads
+):
+    write_steady_store(duckdb_path, YESTERDAY)
+    before = YESTERDAY - dt.timedelta(days=1)
+    for asset in ("actionhub_segments", "usercom_segments"):
+        report(instance, asset, before)
+    for table in PROVIDER_TABLES:
+        report(instance, table, YESTERDAY)
+    alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK_PATH))
+
+    def run(cursor: DropSensorCursor, out_of_time) -> DropSensorTick:
+        tick = DropSensorTick(
+            instance=instance,
+            alerts=alerts,
+            log=log,
+            database=duckdb_path,
+            today=YESTERDAY + dt.timedelta(days=1),
+            max_age_days=2,
+            out_of_time=out_of_time,
+        )
+        tick.run(cursor)
+        return tick
+
+    budget = iter([False, True])  # time for one day only
+    cursor = DropSensorCursor()
+    first = run(cursor, lambda: next(budget))
+    assert (first.report.partitions, first.report.alerts, first.report.stopped) == (
+        2,
+        0,
+        "time budget",
+    )
+    assert history_reads == [("actionhub_segments", "usercom_segments")]
+    assert "onesignal_segments" not in cursor.after
+
+    second = run(cursor, lambda: False)
+    assert (second.report.partitions, second.report.alerts, second.report.stopped) == (3, 2, None)
+    assert history_reads[1:] == [PROVIDER_TABLES]
+    assert run(cursor, lambda: False).report.partitions == 0
+    assert sorted(hook["asset"] for hook in receiver.delivered(HOOK_PATH)) == sorted(PLANTED)
+
+
+def test_the_drops_of_several_tables_split_per_table_are_each_tables_own(duckdb_path):
+    write_steady_store(duckdb_path, YESTERDAY)
+    together = flag_drops_by_table(duckdb_path, PROVIDER_TABLES, YESTERDAY)
+    assert list(together) == list(PROVIDER_TABLES)
+    for table in PROVIDER_TABLES:
+        alone = flag_drops(duckdb_path, [table], YESTERDAY)
+        pd.testing.assert_frame_equal(together[table], alone)
+        assert len(alone) == (1 if table in PLANTED else 0)
+    dropped = together["onesignal_segments"].iloc[0]
+    assert (dropped["segment_id"], dropped["severity"]) == ("seg-5", "ERROR")
+    assert dropped["before"] > 5 * dropped["user_count"]  # its last count before the day
