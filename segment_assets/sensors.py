@@ -1,4 +1,4 @@
-"""``segment_drop_sensor``: one grouped alert per new provider partition with drops.
+"""``segment_drop_sensor``: one grouped alert per provider account and partition with drops.
 
 Open-source Dagster does not alert on failed asset checks, so this sensor does. Each tick:
 
@@ -8,12 +8,15 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
 3. takes them in the order they were stored, a day at a time: the new partitions of one day
    across the assets (normally one per provider) that are no older than
    ``max_partition_age_days`` (backfills stay quiet) are judged together, with one DuckDB
-   read and one detection (never a provider call), and each provider partition with drops
-   gets one alert.
+   read and one detection (never a provider call); each provider account with drops gets
+   one alert, named in words from the materialisation's ``account_labels``, and each
+   account the materialisation lists in ``account_failures`` (a snapshot that failed while
+   the provider's other accounts were stored) gets a ``snapshot_failed`` alert.
 
 The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
-<partition>": {"alert": <payload>, "channels": [...]}}}``. A tick stops early, keeping its
-place, when it nears Dagster's 60 s limit or DuckDB stays locked by a writer.
+<partition>|<account>[|snapshot_failed]": {"alert": <payload>, "channels": [...]}}}``. A
+tick stops early, keeping its place, when it nears Dagster's 60 s limit or DuckDB stays
+locked by a writer.
 """
 
 import datetime as dt
@@ -25,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import dagster as dg
-import pandas as pd
 
 from segment_assets.alerts import DropAlert, DropAlerts, log_text
+from segment_assets.assets import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.drops import PROVIDER_TABLES, flag_drops_by_table
 from segment_assets.storage import StorageError, database_path
 
@@ -199,7 +202,7 @@ class DropSensorTick:
                 self.report.stopped = "time budget"
                 return
             try:
-                self.judge(partition, assets, cursor)
+                self.judge(partition, {m.asset: m.records[0] for m in same_day}, cursor)
             except StorageError as exc:
                 self.report.stopped = "DuckDB busy"
                 self.log.warning(f"{', '.join(assets)} {partition}: {exc}; trying again next tick")
@@ -207,23 +210,40 @@ class DropSensorTick:
             for m in same_day:
                 m.done()
 
-    def judge(self, partition: str, assets: Sequence[str], cursor: DropSensorCursor) -> None:
-        """Find the drops of ``partition`` of each of ``assets`` (one read, one detection) and
-        alert once per asset partition with drops."""
+    def judge(
+        self, partition: str, records: dict[str, dg.EventLogRecord], cursor: DropSensorCursor
+    ) -> None:
+        """Find the drops of ``partition`` of each asset in ``records`` (one read, one
+        detection) and alert once per provider account with drops, and once per account the
+        materialisation says could not be snapshotted."""
+        assets = list(records)
         self.report.partitions += len(assets)
         if partition_age_days(partition, self.today) > self.max_age_days:
             self.report.old_partitions += len(assets)
             return
         day = dt.date.fromisoformat(partition)
         found = flag_drops_by_table(self.database, assets, day, lock_wait_seconds=LOCK_WAIT_SECONDS)
+        url = self.alerts.webserver_url
         for asset in assets:
-            if not found[asset].empty:
-                self.alert(asset, partition, found[asset], cursor)
+            labels, failures = account_notes(records[asset])
+            drops = found[asset]
+            for account, own in drops.groupby(drops["account"].astype(str), sort=True):
+                alert = DropAlert.from_drops(asset, partition, own, url, labels.get(account))
+                self.alert(alert, cursor)
+            for failure in failures:
+                self.alert(
+                    DropAlert.snapshot_failed(
+                        asset,
+                        partition,
+                        failure["account"],
+                        failure["error"],
+                        url,
+                        failure.get("account_name"),
+                    ),
+                    cursor,
+                )
 
-    def alert(
-        self, asset: str, partition: str, drops: pd.DataFrame, cursor: DropSensorCursor
-    ) -> None:
-        alert = DropAlert.from_drops(asset, partition, drops, self.alerts.webserver_url)
+    def alert(self, alert: DropAlert, cursor: DropSensorCursor) -> None:
         self.report.alerts += 1
         self.log.warning(log_text(alert))
         failed = send(alert, self.alerts.channels(), self.alerts, self.log)
@@ -231,6 +251,16 @@ class DropSensorTick:
             cursor.pending[alert.key] = {"alert": alert.payload(), "channels": failed}
         else:
             cursor.pending.pop(alert.key, None)
+
+
+def account_notes(record: dg.EventLogRecord) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """From a provider materialisation: each account's words (account id → label, only for
+    named accounts) and the accounts it could not snapshot."""
+    materialization = record.asset_materialization
+    metadata = materialization.metadata if materialization is not None else {}
+    labels = getattr(metadata.get(ACCOUNT_LABELS), "value", None) or {}
+    failures = getattr(metadata.get(ACCOUNT_FAILURES), "value", None) or []
+    return {k: v for k, v in labels.items() if v}, list(failures)
 
 
 def build_drop_sensor(
@@ -244,8 +274,9 @@ def build_drop_sensor(
         minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "Alerts once per new provider partition with dropped segments (Dagster log, "
-            "Slack, JSON webhook), from the stored snapshots; never for partitions older than "
+            "Alerts once per provider account and new partition with dropped segments, and "
+            "for accounts whose snapshot failed (Dagster log, Slack, JSON webhook), from the "
+            "stored snapshots; never for partitions older than "
             f"{max_partition_age_days} days, so backfills stay quiet. Failed deliveries are "
             "retried on the next tick."
         ),

@@ -3,6 +3,7 @@ one visible and repaired alone, nothing of the others lost."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -10,16 +11,20 @@ import textwrap
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 from dagster._serdes import serialize_value
 
 from segment_assets.accounts import provider_resources
+from segment_assets.alerts import DropAlerts
 from segment_assets.assets import ACCOUNTS_CHECK
 from segment_assets.cli import RUN_FAILED, USAGE_ERROR
 from segment_assets.emulator import ActionHubProgram, EmulatorConfig, OneSignalApp, UserComApp
-from segment_assets.storage import io_manager
+from segment_assets.sensors import segment_drop_sensor
+from segment_assets.storage import connect, io_manager
 
 from .conftest import YESTERDAY
+from .drop_story import days
 from .resilience import ASSETS, FAST, counts_of, run_messages, stored
 
 APPS = {
@@ -266,3 +271,46 @@ def test_no_key_of_any_account_reaches_the_event_log_metadata_or_the_table(
     assert any("account_failures" in text for text in places.values())
     leaked = {where for where, text in places.items() for key in keys if key in text}
     assert leaked == set()
+
+
+@pytest.mark.slow
+def test_a_drop_in_one_program_alerts_that_program_in_words_and_a_failed_app_alerts_too(
+    emulator, accounts_env, duckdb_path, instance, receiver
+):
+    """Two ActionHub programs list the same segment ids; only the one that fell alerts, and
+    the OneSignal app whose key is refused gets a snapshot_failed alert of its own."""
+    programs = [
+        a.process_config_and_initialize()
+        for a in fast(provider_resources()["actionhub"]).all_accounts()
+    ]
+    frames = []
+    for day in days(YESTERDAY - dt.timedelta(days=1), 9):
+        emulator.state.set_date(day)
+        frames += [program.snapshot(day) for program in programs]
+    history = pd.concat(frames, ignore_index=True)  # noqa: F841 - read by DuckDB below
+    with connect(duckdb_path) as conn:
+        conn.execute("create schema segments")
+        conn.execute("create table segments.actionhub_segments as select * from history")
+    us = frames[-1]
+    fallen = us.loc[us["user_count"].idxmax(), "segment_id"]
+    emulator.state.plant_drop("actionhub", "prog-us", fallen, start=YESTERDAY, factor=0.1)
+    emulator.state.set_date(YESTERDAY)
+    assert run(instance, providers=("actionhub", "onesignal")).success
+
+    alerts = DropAlerts(alert_webhook_url=receiver.url("/hook"), webserver_url="http://d")
+    context = dg.build_sensor_context(instance=instance, resources={"alerts": alerts})
+    segment_drop_sensor(context)
+
+    hooks = {h["kind"]: h for h in receiver.delivered("/hook")}
+    assert set(hooks) == {"drops", "snapshot_failed"}
+    drop = hooks["drops"]
+    assert (drop["provider"], drop["account"], drop["account_name"]) == (
+        "actionhub",
+        "prog-us",
+        "us",
+    )
+    assert [d["segment_id"] for d in drop["drops"]] == [fallen]  # prog-eu's twin did not fall
+    failed = hooks["snapshot_failed"]
+    assert (failed["account"], failed["account_name"]) == (APPS["brand_b"][0], "Brand B")
+    assert "credentials refused" in failed["error"]
+    assert "Check OS_BRAND_B_KEY" in failed["error"]
