@@ -165,13 +165,20 @@ def segment_label(drops: pd.DataFrame) -> pd.Series:
 
 
 def drops_markdown(drops: pd.DataFrame, limit: int = MARKDOWN_ROWS) -> str:
-    """A Markdown table of the drops (segment, before → after, drop %, expected, severity)."""
+    """A Markdown table of the drops (segment, before → after, drop %, expected, severity),
+    with the account after the segment when the drops come from more than one account."""
     if drops.empty:
         return "_no drops_"
     shown = drops.head(limit)
+    accounts = (
+        {"account": shown["account"].astype(str).str.replace("|", "\\|", regex=False)}
+        if drops["account"].nunique() > 1
+        else {}
+    )
     table = pd.DataFrame(
         {
             "segment": segment_label(shown).str.replace("|", "\\|", regex=False),
+            **accounts,
             "before → after": change_text(shown),
             "drop %": drop_pct_text(shown),
             "expected": shown["expected"].map(_count),

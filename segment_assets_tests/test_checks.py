@@ -184,3 +184,12 @@ def test_the_history_the_check_reads_is_the_same_when_two_segments_share_a_text_
     assert hashed["user_count"].isna().sum() == 2  # seg-4 on 2026-03-03
     pairs = set(zip(hashed["segment_id"], hashed["account"], strict=True))
     assert pairs == {(f"seg-{s}", f"acct-{s % 2}") for s in range(6)}
+
+
+def test_drops_of_several_accounts_show_the_account_in_the_table():
+    two = drop_frame(ERROR_DROP, {**ERROR_DROP, "account": "app-2"})
+    table = drops_markdown(two)
+    header = [cell.strip() for cell in table.splitlines()[0].split("|")[1:-1]]
+    assert header[:2] == ["segment", "account"]
+    assert "| app-2 " in table
+    assert "account" not in drops_markdown(drop_frame(ERROR_DROP))  # one account: as before
