@@ -181,11 +181,31 @@ def test_a_rerun_fetches_only_the_failed_app_and_keeps_the_others_rows(
     log = "\n".join(run_messages(instance, result.run_id))
     assert "already holds 2 of 3 accounts; fetching the 1 missing" in log
 
-    # a complete day is taken again in full; refetch_all forces it on a partial day too
+    # a complete day is taken again in full
     emulator.state.reset_stats()
     again = run(instance)
     assert again.success
     assert len(emulator.state.stats()["onesignal"]["by_account"]) == 3
+
+
+def test_refetch_all_asks_every_account_again_on_a_partial_day(
+    emulator, accounts_env, duckdb_path, instance
+):
+    run(instance)  # brand_b's key is refused: the day lacks one app
+    emulator.state.reset_stats()
+
+    result = run(
+        instance, config={"ops": {"onesignal_segments": {"config": {"refetch_all": True}}}}
+    )
+
+    assert result.success
+    assert len(emulator.state.stats()["onesignal"]["by_account"]) == 3
+    meta = result.asset_materializations_for_node("onesignal_segments")[0].metadata
+    assert meta["failed_accounts"].value == 1
+    assert set(stored(duckdb_path, "onesignal")["account"]) == {
+        APPS["brand_a"][0],
+        APPS["brand_c"][0],
+    }
 
 
 def test_two_actionhub_programs_behind_one_key_are_two_accounts_with_the_same_segment_ids(
