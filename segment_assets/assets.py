@@ -8,6 +8,7 @@ today's counts under an old date: such partitions are refused unless the run con
 
 import datetime as dt
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
@@ -179,6 +180,22 @@ def accounts_check(snap: Snapshot) -> dg.AssetCheckResult:
     )
 
 
+def accounts_check_spec(table: str, label: str) -> dg.AssetCheckSpec:
+    """The in-asset account check, partitioned like the asset so the UI shows its result on
+    each partition."""
+    with warnings.catch_warnings():
+        # A partitions_def on an asset check is a preview feature in Dagster 1.13.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            ACCOUNTS_CHECK,
+            asset=table,
+            partitions_def=DAILY,
+            description=f"Fails (ERROR) when a {label} account could not be snapshotted for "
+            "the day; the other accounts are stored, and re-running the partition fetches "
+            "only the failed ones.",
+        )
+
+
 def build_provider_asset(provider: str) -> dg.AssetsDefinition:
     """The daily snapshot asset of one provider (resource key = provider name)."""
     label = PROVIDER_LABELS[provider]
@@ -196,15 +213,7 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
             "snapshotted once each UTC day has ended. One row per segment per account per day "
             f"in DuckDB table segments.{table}."
         ),
-        check_specs=[
-            dg.AssetCheckSpec(
-                ACCOUNTS_CHECK,
-                asset=table,
-                description=f"Fails (ERROR) when a {label} account could not be snapshotted "
-                "for the day; the other accounts are stored, and re-running the partition "
-                "fetches only the failed ones.",
-            )
-        ],
+        check_specs=[accounts_check_spec(table, label)],
         metadata={
             "partition_expr": "snapshot_date",
             "dagster/column_schema": table_schema(provider),

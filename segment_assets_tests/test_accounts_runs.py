@@ -139,6 +139,7 @@ def test_three_onesignal_apps_one_with_a_bad_key_store_the_other_two_and_name_th
         assert by_app[APPS[name][0]] == truth(emulator, APPS[name][0])
 
     check = check_result(result, "onesignal_segments")
+    assert check.partition == YESTERDAY.isoformat()  # shown on the partition in the UI
     assert not check.passed
     assert check.severity == dg.AssetCheckSeverity.ERROR
     assert check.description.startswith(
