@@ -335,3 +335,19 @@ def test_a_drop_in_one_program_alerts_that_program_in_words_and_a_failed_app_ale
     assert (failed["account"], failed["account_name"]) == (APPS["brand_b"][0], "Brand B")
     assert "credentials refused" in failed["error"]
     assert "Check OS_BRAND_B_KEY" in failed["error"]
+
+
+def test_a_provider_given_no_accounts_stores_an_empty_day_and_asks_nothing(
+    emulator, accounts_env, duckdb_path, instance, tmp_path
+):
+    config = tmp_path / "segment_assets.yaml"
+    config.write_text(config.read_text() + "usercom: {}\n")
+
+    result = run(instance, providers=("usercom",))
+
+    assert result.success
+    assert stored(duckdb_path, "usercom").empty
+    assert emulator.state.stats()["usercom"]["requests"] == 0
+    meta = result.asset_materializations_for_node("usercom_segments")[0].metadata
+    assert (meta["segments"].value, meta["accounts"].value) == (0, 0)
+    assert meta["account_status"].value == "_no accounts configured_"
