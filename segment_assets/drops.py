@@ -28,6 +28,7 @@ DETECTION_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 SEGMENT_KEY = ["provider", "account", "segment_id"]
 MARKDOWN_ROWS = 50
+ACCOUNTS_ATTR = "accounts"  # frame attribute set by flag_drops: accounts in the history read
 
 DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("snapshot_date", "DATE", "The day the drop was found on (the partition)."),
@@ -70,6 +71,9 @@ def flag_drops(
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
+    # how many provider accounts the history holds: tables of drops name the account when
+    # there is more than one, even if only one of them dropped
+    out.attrs[ACCOUNTS_ATTR] = int(history[["provider", "account"]].drop_duplicates().shape[0])
     return out
 
 
@@ -166,13 +170,15 @@ def segment_label(drops: pd.DataFrame) -> pd.Series:
 
 def drops_markdown(drops: pd.DataFrame, limit: int = MARKDOWN_ROWS) -> str:
     """A Markdown table of the drops (segment, before → after, drop %, expected, severity),
-    with the account after the segment when the drops come from more than one account."""
+    with the account after the segment when there is more than one account: in the history
+    :func:`flag_drops` read, or else among the drops."""
     if drops.empty:
         return "_no drops_"
     shown = drops.head(limit)
+    several = drops.attrs.get(ACCOUNTS_ATTR, drops["account"].nunique()) > 1
     accounts = (
         {"account": shown["account"].astype(str).str.replace("|", "\\|", regex=False)}
-        if drops["account"].nunique() > 1
+        if several
         else {}
     )
     table = pd.DataFrame(
