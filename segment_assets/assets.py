@@ -138,14 +138,12 @@ def accounts_metadata(snap: Snapshot) -> dict[str, object]:
         "accounts": len(snap.outcomes),
         "failed_accounts": len(snap.failed),
         # read by the drop sensor: words for each account, and what failed (secret-free)
-        ACCOUNT_LABELS: dg.MetadataValue.json(
-            {o.account: o.resource.label_text or o.resource.name for o in snap.outcomes}
-        ),
+        ACCOUNT_LABELS: dg.MetadataValue.json({o.account: o.resource.words for o in snap.outcomes}),
         ACCOUNT_FAILURES: dg.MetadataValue.json(
             [
                 {
                     "account": o.account,
-                    "account_name": o.resource.label_text or o.resource.name,
+                    "account_name": o.resource.words,
                     "error": str(o.error),
                 }
                 for o in snap.failed

@@ -68,14 +68,16 @@ class ProviderResource(dg.ConfigurableResource, ABC):
         """``OneSignal`` for the single account, ``OneSignal brand_b`` for a named one."""
         return f"{self.label} {self.name}" if self.name else self.label
 
+    @property
+    def words(self) -> str:
+        """The account's words: its label, else its name; empty for the single account."""
+        return self.label_text or self.name
+
     def describe(self) -> str:
         """The account in words: ``OneSignal brand_b (e4b8d2c6-…)`` or ``OneSignal <app id>``."""
-        words = self.label_text or self.name
-        return (
-            f"{self.label} {words} ({self.account()})"
-            if words
-            else f"{self.label} {self.account()}"
-        )
+        if self.words:
+            return f"{self.label} {self.words} ({self.account()})"
+        return f"{self.label} {self.account()}"
 
     @abstractmethod
     def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:

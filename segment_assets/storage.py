@@ -174,11 +174,7 @@ def io_manager(database: str | None = None) -> SegmentsIOManager:
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [SCHEMA, table],
-    ).fetchone()
-    return bool(row and row[0])
+    return bool(existing_tables(conn, [table]))
 
 
 def existing_tables(conn: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> list[str]:

@@ -39,6 +39,29 @@ def tick(instance: dg.DagsterInstance, cursor: str | None, alerts: DropAlerts) -
     return result
 
 
+def run_tick(
+    instance: dg.DagsterInstance,
+    alerts: DropAlerts,
+    log,
+    database: str,
+    cursor: DropSensorCursor,
+    out_of_time,
+) -> DropSensorTick:
+    """One tick on ``cursor`` as of today (yesterday's partition is 1 day old), with the
+    given time budget; returns the tick for its report."""
+    tick = DropSensorTick(
+        instance=instance,
+        alerts=alerts,
+        log=log,
+        database=database,
+        today=YESTERDAY + dt.timedelta(days=1),
+        max_age_days=2,
+        out_of_time=out_of_time,
+    )
+    tick.run(cursor)
+    return tick
+
+
 def names_in(body: dict) -> set[str]:
     return {d["segment_name"] for d in body["drops"]}
 
@@ -170,17 +193,7 @@ def test_a_tick_that_runs_out_of_time_keeps_its_place(
     alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK_PATH))
 
     def run(cursor: DropSensorCursor, out_of_time) -> DropSensorTick:
-        tick = DropSensorTick(
-            instance=instance,
-            alerts=alerts,
-            log=log,
-            database=duckdb_path,
-            today=YESTERDAY + dt.timedelta(days=1),
-            max_age_days=2,
-            out_of_time=out_of_time,
-        )
-        tick.run(cursor)
-        return tick
+        return run_tick(instance, alerts, log, duckdb_path, cursor, out_of_time)
 
     budget = iter([False, True])  # time for one partition only
     cursor = DropSensorCursor()
@@ -295,17 +308,7 @@ def test_a_tick_stopped_between_days_resumes_with_the_next_day_of_every_provider
     alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK_PATH))
 
     def run(cursor: DropSensorCursor, out_of_time) -> DropSensorTick:
-        tick = DropSensorTick(
-            instance=instance,
-            alerts=alerts,
-            log=log,
-            database=duckdb_path,
-            today=YESTERDAY + dt.timedelta(days=1),
-            max_age_days=2,
-            out_of_time=out_of_time,
-        )
-        tick.run(cursor)
-        return tick
+        return run_tick(instance, alerts, log, duckdb_path, cursor, out_of_time)
 
     budget = iter([False, True])  # time for one day only
     cursor = DropSensorCursor()

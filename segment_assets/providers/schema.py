@@ -142,11 +142,7 @@ def coerce(provider: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _as_date(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    return value
+    return value.date() if isinstance(value, dt.datetime) else value  # pd.Timestamp too
 
 
 def drop_duplicate_segments(frame: pd.DataFrame, log: Any = None) -> pd.DataFrame:
