@@ -12,8 +12,9 @@ names) maps each provider to its accounts, each under a name of its own::
         api_key_env: ONESIGNAL_BRAND_B_API_KEY
         max_rps: 2
 
-A setting is given as a value (``app_id: …``) or as the name of the environment variable
-that holds it (``app_id_env: …``); API keys only ever the second way. A provider missing
+A text setting is given as a value (``app_id: …``) or as the name of the environment
+variable that holds it (``app_id_env: …``); API keys only ever the second way, numbers,
+flags and lists only the first. A provider missing
 from the file keeps its single-account variables (``ONESIGNAL_API_KEY`` …); a provider
 given no accounts (``actionhub: {}``) is not snapshotted.
 
@@ -248,7 +249,7 @@ def _account(
         if setting is None:
             problems.append(
                 f"{where}: unknown setting {key!r}; {provider} accounts take "
-                f"{', '.join(sorted(known))} (each also as <setting>_env) and {LABEL_KEY}"
+                f"{', '.join(sorted(known))} (text settings also as <setting>_env) and {LABEL_KEY}"
             )
             continue
         mentioned.add(base)
@@ -256,6 +257,9 @@ def _account(
             problems.append(f"{where}: {base} is given both as a value and as {base}_env")
             continue
         if key.endswith(ENV_SUFFIX):
+            if setting.kind is not str:  # a variable holds text; Dagster reads it as text
+                problems.append(f"{where}.{key}: {base} takes a value in the file, not a variable")
+                continue
             if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
                 problems.append(f"{where}.{key}: expected an environment variable name")
                 continue
@@ -377,10 +381,6 @@ def account_resource(spec: AccountSpec, path: str, environ: Mapping[str, str]) -
             env_names[setting.field] = f"{prefix}_BASE_URL"
         else:
             env_names[setting.field] = f"{spec.where(key)} in {path}"
-    if spec.provider == "actionhub":
-        for key in ("segment_types", "segment_bases"):
-            if key in fields:
-                fields[key] = list(fields[key])
     return RESOURCE_CLASSES[spec.provider](
         name=spec.name,
         label_text=spec.label if spec.label != spec.name else "",

@@ -228,3 +228,25 @@ def test_the_code_location_refuses_to_load_a_bad_file_and_lists_its_problems(tmp
     assert "has 2 problem(s)" in output
     assert "onesignal.brand_a.api_key_env: the variable MISSING_KEY_VARIABLE is not set" in output
     assert "onesignal.brand_a: app_id is required" in output
+
+
+def test_numbers_and_lists_are_written_in_the_file_not_named_by_a_variable(tmp_path):
+    env = write(
+        tmp_path,
+        """
+        actionhub:
+          eu:
+            program_id: prog-eu
+            api_key_env: AH_KEY
+            max_rps_env: AH_RPS
+            segment_types_env: AH_TYPES
+        """,
+    )
+    env.update(AH_KEY="k", AH_RPS="5", AH_TYPES="growth")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_accounts(env)
+
+    message = str(raised.value)
+    assert "actionhub.eu.max_rps_env: max_rps takes a value in the file, not a variable" in message
+    assert "actionhub.eu.segment_types_env: segment_types takes a value in the file" in message
