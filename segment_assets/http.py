@@ -1,30 +1,31 @@
 """One HTTP layer for every provider.
 
 A :class:`ProviderHTTP` owns one pooled ``requests.Session`` for one provider account and
-gives the provider modules a single call, :meth:`ProviderHTTP.get_json`, that:
+gives the provider modules a single call, :meth:`ProviderHTTP.get_json`. Its retry loop is
+written here by hand rather than left to urllib3's ``Retry``, because what it must do is
+not an attempt counter:
 
-* paces requests with a shared :class:`RateLimiter` (a 429's ``Retry-After`` pauses every
-  worker of the client, not only the one that received it);
-* times out every call (connect and read);
-* retries 429, 5xx, connection resets, timeouts, bodies that are not JSON and bodies of the
-  wrong shape, with exponential backoff and jitter, honouring ``Retry-After`` in seconds or
-  as an HTTP date (capped); other 4xx fail at once;
-* never follows a link or redirect to a host other than the configured one, so credentials
-  are only ever sent to that host;
-* raises :class:`ProviderError` (or a subclass) naming provider, endpoint, status and the
-  vendor's own message, scrubbed of every credential the client holds.
-
-Retry policy (which statuses, how many attempts, how ``Retry-After`` is parsed and capped)
-comes from ``urllib3.util.Retry``; this module adds what urllib3 cannot do on its own: a
-pause shared by all threads, validation of the body inside the retry loop, and
-secret-free errors.
+* requests are paced by one :class:`~segment_assets.ratelimit.RateLimiter` per client, and
+  a ``Retry-After`` pauses *every* worker of the client, not only the one that received it;
+* a 429 slows the pace down and is waited out, without using up the retries: only the
+  account's time budget for being rate limited (``rate_limit_budget``) ends it;
+* 5xx, connection resets, timeouts, bodies that are not JSON and bodies of the wrong shape
+  (checked inside the loop) are retried up to ``max_retries`` times with exponential
+  backoff and jitter, honouring ``Retry-After`` in seconds or as an HTTP date (capped);
+  other 4xx fail at once, a 400 about the credentials like a 401/403;
+* every request has a connect timeout, a read timeout per read, and a total deadline: the
+  body is streamed and read in pieces, so a server that drips its answer is cut off at the
+  deadline and the attempt counts as a timeout;
+* redirects are followed by hand, and only on the configured host, so credentials are
+  never sent anywhere else (a link or redirect to another host is refused);
+* errors are :class:`ProviderError` (or a subclass) naming provider, endpoint, status and
+  the vendor's own message, scrubbed of every credential the client holds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -37,13 +38,37 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
-from urllib3.util import Retry
+from urllib3.exceptions import HTTPError as TransportError
+from urllib3.exceptions import ReadTimeoutError
+
+from segment_assets import answers
+from segment_assets.answers import FieldProblem
+from segment_assets.ratelimit import RateLimitClock, RateLimiter
+
+__all__ = [
+    "BadShape",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderHTTP",
+    "ProviderPaginationError",
+    "ProviderRateLimitedError",
+    "ProviderRequestError",
+    "ProviderResponseError",
+    "ProviderUnavailableError",
+    "RateLimiter",
+    "RetrySettings",
+    "UnsafeURLError",
+    "origin",
+    "validate_base_url",
+]
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_SAME_HOST_REDIRECTS = 5
+DEADLINE_MARGIN = 5.0  # the default deadline: the read timeout plus this
+DEFAULT_MAX_PAGES = 1000
+_READ_SIZE = 65536
 
 
 class ProviderError(RuntimeError):
@@ -58,12 +83,14 @@ class ProviderError(RuntimeError):
         status: int | None = None,
         vendor_message: str | None = None,
         hint: str | None = None,
+        problems: tuple[FieldProblem, ...] = (),
     ) -> None:
         self.provider = provider
         self.endpoint = endpoint
         self.status = status
         self.vendor_message = vendor_message
         self.hint = hint
+        self.problems = problems  # the parameters a 422 rejected, when it said which
         parts = [f"{provider} {endpoint}"]
         if status is not None:
             parts.append(f"HTTP {status}")
@@ -76,7 +103,7 @@ class ProviderError(RuntimeError):
 
 
 class ProviderAuthError(ProviderError):
-    """401/403: the credentials were refused. Never retried."""
+    """401/403, or a 400 about the credentials: they were refused. Never retried."""
 
 
 class ProviderRequestError(ProviderError):
@@ -87,8 +114,16 @@ class ProviderUnavailableError(ProviderError):
     """A retryable fault persisted until the retry budget ran out."""
 
 
+class ProviderRateLimitedError(ProviderUnavailableError):
+    """The provider kept answering 429 until the account's rate-limit time budget ran out."""
+
+
 class ProviderResponseError(ProviderError):
     """The provider answered 200 with a body this project cannot read."""
+
+
+class ProviderPaginationError(ProviderResponseError):
+    """A list would not end: longer than the page cap, or pages its own total contradicts."""
 
 
 class UnsafeURLError(ProviderError):
@@ -101,7 +136,7 @@ class BadShape(ValueError):
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """How hard one client tries before it gives up."""
+    """How hard one client tries before it gives up, and how long it waits."""
 
     max_retries: int = 6
     backoff_factor: float = 0.5
@@ -110,19 +145,12 @@ class RetrySettings:
     retry_after_max: float = 120.0
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    deadline: float | None = None  # total seconds per request; None: read timeout + 5 s
+    rate_limit_budget: float = 1800.0  # seconds an account may spend rate limited in total
 
-    def policy(self) -> Retry:
-        return Retry(
-            total=self.max_retries,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max,
-            backoff_jitter=self.backoff_jitter,
-            retry_after_max=int(self.retry_after_max),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
+    @property
+    def request_deadline(self) -> float:
+        return self.deadline if self.deadline is not None else self.read_timeout + DEADLINE_MARGIN
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter for the ``attempt``-th retry (1-based)."""
@@ -136,81 +164,11 @@ class _Outcome:
     problem: str | None = None
     retry_after: float | None = None
     status: int | None = None
+    sent_at: float = 0.0
 
 
-class RateLimiter:
-    """Paces calls to at most ``rate`` per second across threads, and pauses them all.
-
-    GCRA-style with no burst credit: callers pass a gate one at a time on a schedule of
-    slots ``1 / rate`` apart. A caller that was waiting for its slot and wakes up a little
-    late (thread scheduling) does not push the schedule back, so such delays do not add up
-    over a long run; a caller that arrives after its slot (the client was idle) or wakes
-    more than half a slot late starts the schedule afresh from now, so no credit is saved
-    up and two requests are never closer than half a slot. :meth:`pause` holds every
-    caller, including one already waiting for its turn, until the given time: that is how
-    one 429's ``Retry-After`` stops the whole client.
-    """
-
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
-        self.interval = 0.0 if rate is None else 1.0 / rate
-        self._clock = clock
-        self._gate = threading.Lock()  # one caller waits for its turn at a time
-        self._changed = threading.Condition()  # wakes that caller early when a pause is set
-        self._next = -math.inf  # the next free slot
-        self._paused_until = 0.0
-
-    def acquire(self) -> float:
-        """Wait for this caller's turn; return the seconds waited."""
-        started = self._clock()
-        with self._gate, self._changed:
-            while True:
-                now = self._clock()
-                ready = max(self._next, self._paused_until)
-                if ready <= now:
-                    break
-                self._changed.wait(ready - now)
-            queued = started <= ready  # waited for this slot, rather than arriving after it
-            slot = ready if queued and now - ready <= self.interval / 2 else now
-            self._next = slot + self.interval
-        return now - started
-
-    def pause(self, seconds: float) -> None:
-        """Hold every caller until ``seconds`` from now."""
-        with self._changed:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
-            self._changed.notify_all()
-
-
-def vendor_message(response: requests.Response, limit: int = 300) -> str | None:
-    """The provider's own words from an error body: JSON ``detail``/``errors``/``message``,
-    else the text with HTML tags removed, cut to ``limit`` characters."""
-    text = response.text or ""
-    if not text.strip():
-        return None
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("detail", "errors", "error", "message"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value[:limit]
-            if isinstance(value, list) and value:
-                parts = []
-                for item in value:
-                    if isinstance(item, dict):
-                        loc = ".".join(str(p) for p in item.get("loc", []))
-                        msg = item.get("msg") or json.dumps(item)
-                        parts.append(f"{loc}: {msg}" if loc else str(msg))
-                    else:
-                        parts.append(str(item))
-                return "; ".join(parts)[:limit]
-    plain = re.sub(r"<[^>]+>", " ", text)
-    plain = re.sub(r"\s+", " ", plain).strip()
-    return plain[:limit] or None
+class _DeadlinePassed(Exception):
+    """The request's total deadline passed while its answer was still arriving."""
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -231,7 +189,14 @@ def validate_base_url(url: str, variable: str) -> str:
 
 
 class ProviderHTTP:
-    """A pooled, paced, retrying JSON client for one provider account."""
+    """A pooled, paced, retrying JSON client for one provider account.
+
+    ``account`` names the account in words for errors that are about the account as a
+    whole (its rate-limit budget); ``settings`` maps a setting (``max_requests_per_second``,
+    ``rate_limit_budget_seconds``, ``request_deadline_seconds``, ``max_pages``) to how the
+    user names it, so errors say what to change. ``max_pages`` is the longest list, in
+    pages, that :func:`~segment_assets.pagination.crawl` reads before it stops with an error.
+    """
 
     def __init__(
         self,
@@ -245,6 +210,9 @@ class ProviderHTTP:
         retry: RetrySettings | None = None,
         auth_hint: str | None = None,
         log: Any = None,
+        account: str = "",
+        settings: Mapping[str, str] | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -252,8 +220,12 @@ class ProviderHTTP:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self.retry = retry or RetrySettings()
         self.limiter = RateLimiter(max_rps)
+        self.rate_limited = RateLimitClock()
         self.auth_hint = auth_hint
         self.log = log or logger
+        self.account = account or provider
+        self.settings = dict(settings or {})
+        self.max_pages = max_pages
         self.session = requests.Session()
         adapter = HTTPAdapter(
             pool_connections=1, pool_maxsize=max(1, max_concurrency), max_retries=0
@@ -286,6 +258,10 @@ class ProviderHTTP:
             text = text.replace(secret, "***")
         return text
 
+    def setting(self, name: str) -> str:
+        """How the user names a setting of this client (for errors that say what to change)."""
+        return self.settings.get(name, name)
+
     def _count(self, key: str) -> None:
         with self._stats_lock:
             self.stats[key] += 1
@@ -312,7 +288,8 @@ class ProviderHTTP:
             path = path[len(base_path) :] or "/"
         return f"GET {path}"
 
-    def _error(self, cls: type[ProviderError], endpoint: str, message: str, **kw: Any):
+    def error(self, cls: type[ProviderError], endpoint: str, message: str, **kw: Any):
+        """An error of this client, every text in it scrubbed of the credentials."""
         kw = {k: (self.scrub(v) if isinstance(v, str) else v) for k, v in kw.items()}
         return cls(self.provider, endpoint, self.scrub(message), **kw)
 
@@ -326,33 +303,61 @@ class ProviderHTTP:
         """GET a JSON document, retrying transient faults; ``validate`` may raise BadShape."""
         url = self.url_for(path_or_url)
         endpoint = self.endpoint(url)
-        policy = self.retry.policy()
         attempt = 0
         while True:
             outcome = self._attempt(url, params, endpoint, validate)
             if outcome.problem is None:
+                self.rate_limited.cleared()
+                self.limiter.recover()
                 return outcome.body
-            problem, wait_hint, status = outcome.problem, outcome.retry_after, outcome.status
-            attempt += 1
             self._count("retries")
-            try:
-                policy = policy.increment(method="GET", url=url)
-            except MaxRetryError:
-                raise self._error(
-                    ProviderUnavailableError if status != 200 else ProviderResponseError,
+            if outcome.status == 429:
+                self._wait_out_rate_limit(endpoint, outcome)
+                continue
+            attempt += 1
+            if attempt > self.retry.max_retries:
+                raise self.error(
+                    ProviderUnavailableError if outcome.status != 200 else ProviderResponseError,
                     endpoint,
-                    f"gave up after {attempt} attempts; last problem: {problem}",
-                    status=status,
+                    f"gave up after {attempt} attempts; last problem: {outcome.problem}",
+                    status=outcome.status,
                 ) from None
+            wait_hint = outcome.retry_after
             wait = wait_hint if wait_hint is not None else self.retry.backoff(attempt)
             self.log.warning(
-                f"{self.provider} {endpoint}: {problem}; retry {attempt} of "
+                f"{self.provider} {endpoint}: {outcome.problem}; retry {attempt} of "
                 f"{self.retry.max_retries} in {wait:.1f}s"
             )
             if wait_hint is not None:
                 self.limiter.pause(wait)
             else:
                 time.sleep(wait)
+
+    def _wait_out_rate_limit(self, endpoint: str, outcome: _Outcome) -> None:
+        """A 429: wait (every worker), slow the pace, and fail only past the time budget."""
+        spent = self.rate_limited.limited()
+        wait = outcome.retry_after
+        if wait is None:
+            wait = self.retry.backoff(self.rate_limited.in_a_row)
+        budget = self.retry.rate_limit_budget
+        if spent + wait > budget:
+            pace = self.setting("max_requests_per_second")
+            raise self.error(
+                ProviderRateLimitedError,
+                endpoint,
+                f"{self.account} has been rate limited for {spent:.0f}s of its "
+                f"{budget:g}s budget and is asked to wait {wait:.0f}s more; last problem: "
+                f"{outcome.problem}. Raise {self.setting('rate_limit_budget_seconds')} to "
+                f"wait longer, or lower {pace} if other clients share this limit",
+                status=429,
+            )
+        rate = self.limiter.slow_down(outcome.sent_at)
+        pace_text = "" if rate is None else f", then at {rate:.3g} req/s"
+        self.log.warning(
+            f"{self.provider} {endpoint}: {outcome.problem}; rate limited: every request "
+            f"waits {wait:.1f}s{pace_text} ({spent:.0f}s of the {budget:g}s budget used)"
+        )
+        self.limiter.pause(wait)
 
     def _attempt(
         self,
@@ -362,49 +367,72 @@ class ProviderHTTP:
         validate: Callable[[Any], None] | None,
     ) -> _Outcome:
         """One try: the body, or a retryable problem. Non-retryable outcomes raise."""
-        self.limiter.acquire()
+        sent_at = self.limiter.acquire()
         self._count("requests")
-        timeout = (self.retry.connect_timeout, self.retry.read_timeout)
+        limit = self.retry.request_deadline
+        deadline = time.monotonic() + limit
         try:
-            response = self._get_following_same_host(url, params, timeout, endpoint)
+            response, content = self._fetch(url, params, endpoint, deadline)
+        except _DeadlinePassed:
+            return _Outcome(
+                problem=f"timed out: no complete answer within the {limit:g}s deadline "
+                f"({self.setting('request_deadline_seconds')})",
+                sent_at=sent_at,
+            )
         except requests.Timeout:
             return _Outcome(problem=f"timed out after {self.retry.read_timeout:g}s")
         except requests.ConnectionError as exc:
             return _Outcome(problem=f"connection failed ({type(exc).__name__})")
-        except requests.RequestException as exc:  # e.g. ChunkedEncodingError mid-body
+        except (requests.RequestException, TransportError) as exc:  # e.g. a cut-off body
             return _Outcome(problem=f"transport error ({type(exc).__name__})")
+        return self._judge(response, content, endpoint, validate, sent_at)
 
+    def _judge(
+        self,
+        response: requests.Response,
+        content: bytes,
+        endpoint: str,
+        validate: Callable[[Any], None] | None,
+        sent_at: float,
+    ) -> _Outcome:
         status = response.status_code
+        text = content.decode(response.encoding or "utf-8", errors="replace")
         if status in RETRY_STATUSES:
-            retry_after = self._retry_after(response)
+            wait = answers.retry_after(
+                response.headers.get("Retry-After"), self.retry.retry_after_max
+            )
             if status == 429:
                 self._count("rate_limited")
-            said = vendor_message(response)
+            said = answers.vendor_message(text)
             problem = f"HTTP {status}" + (f" ({self.scrub(said)})" if said else "")
-            return _Outcome(problem=problem, retry_after=retry_after, status=status)
-        if status in (401, 403):
-            raise self._error(
-                ProviderAuthError,
+            return _Outcome(problem=problem, retry_after=wait, status=status, sent_at=sent_at)
+        credentials = status in (401, 403) or (
+            status == 400 and answers.about_credentials(text, response.headers)
+        )
+        if credentials or status >= 400:
+            raise self.error(
+                ProviderAuthError if credentials else ProviderRequestError,
                 endpoint,
-                "credentials refused",
+                "credentials refused" if credentials else "request rejected",
                 status=status,
-                vendor_message=vendor_message(response),
-                hint=self.auth_hint,
-            )
-        if status >= 400:
-            raise self._error(
-                ProviderRequestError,
-                endpoint,
-                "request rejected",
-                status=status,
-                vendor_message=vendor_message(response),
+                vendor_message=answers.vendor_message(text),
+                hint=self.auth_hint if credentials else None,
+                problems=tuple(
+                    FieldProblem(
+                        p.param,
+                        self.scrub(p.message),
+                        None if p.sent is None else self.scrub(p.sent),
+                        tuple(self.scrub(v) for v in p.permitted),
+                    )
+                    for p in answers.field_problems(text)
+                ),
             )
         if status >= 300:
-            raise self._error(ProviderResponseError, endpoint, "unexpected redirect", status=status)
-        try:
-            body = response.json()
+            raise self.error(ProviderResponseError, endpoint, "unexpected redirect", status=status)
+        try:  # the charset the answer declares, else JSON's own detection
+            body = json.loads(text if response.encoding else content)
         except ValueError:
-            snippet = re.sub(r"\s+", " ", response.text[:80])
+            snippet = re.sub(r"\s+", " ", text[:80])
             return _Outcome(problem=f"body is not valid JSON (starts {snippet!r})", status=200)
         if validate is not None:
             try:
@@ -413,27 +441,59 @@ class ProviderHTTP:
                 return _Outcome(problem=f"unexpected body: {exc}", status=200)
         return _Outcome(body=body, status=200)
 
-    def _retry_after(self, response: requests.Response) -> float | None:
-        value = response.headers.get("Retry-After")
-        if value is None:
-            return None
-        try:
-            return self.retry.policy().parse_retry_after(value)
-        except Exception:  # an unreadable header: fall back to backoff
-            return None
-
-    def _get_following_same_host(
+    def _fetch(
         self,
         url: str,
         params: Mapping[str, Any] | None,
-        timeout: tuple[float, float],
         endpoint: str,
-    ) -> requests.Response:
+        deadline: float,
+    ) -> tuple[requests.Response, bytes]:
+        """The answer and its whole body, following same-host redirects, by ``deadline``."""
         for _ in range(MAX_SAME_HOST_REDIRECTS + 1):
-            response = self.session.get(url, params=params, timeout=timeout, allow_redirects=False)
+            response = self.session.get(
+                url,
+                params=params,
+                timeout=(self._within(deadline, self.retry.connect_timeout), self._read(deadline)),
+                allow_redirects=False,
+                stream=True,
+            )
             if not response.is_redirect:
-                return response
+                return response, self._read_body(response, deadline)
+            response.close()
             location = urljoin(url, response.headers.get("Location", ""))
             url = self.url_for(location)  # raises UnsafeURLError for another host
             params = None
-        raise self._error(ProviderResponseError, endpoint, "too many redirects")
+        raise self.error(ProviderResponseError, endpoint, "too many redirects")
+
+    def _within(self, deadline: float, timeout: float) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlinePassed
+        return min(timeout, remaining)
+
+    def _read(self, deadline: float) -> float:
+        return self._within(deadline, self.retry.read_timeout)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """Read the body a piece at a time, each read waiting no longer than the deadline
+        leaves, so a body that arrives a byte at a time cannot hold the request past it."""
+        raw = response.raw
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        pieces = []
+        try:
+            while True:
+                timeout = self._read(deadline)
+                if sock is not None:
+                    sock.settimeout(timeout)
+                try:
+                    piece = raw.read1(_READ_SIZE)
+                except ReadTimeoutError:
+                    if time.monotonic() >= deadline:
+                        raise _DeadlinePassed from None
+                    raise requests.Timeout from None
+                if not piece:
+                    return b"".join(pieces)
+                pieces.append(piece)
+        except _DeadlinePassed:
+            response.close()  # the connection is mid-answer: never reuse it
+            raise

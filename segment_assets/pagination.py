@@ -8,7 +8,12 @@ the remaining pages of a list whose size is known) are fetched concurrently.
 
 The strategies do not trust the provider: a total that changes between pages, a page that
 comes back short or full when it should not, or a next link that loops back are corrected
-and said in the log.
+and said in the log. Every list ends: a page that only repeats segments already read stops
+its list (what was new is kept, and the log says so), a list longer than the client's page
+cap (``max_pages``) fails with :class:`~segment_assets.http.ProviderPaginationError`, and
+so does a page-number list whose page is empty although its own total says it holds items
+(ActionHub pages are requested a window at a time, so a total in the millions costs one
+request, not a crawl of empty pages).
 """
 
 from __future__ import annotations
@@ -21,9 +26,23 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from segment_assets.http import BadShape, ProviderHTTP
+from segment_assets.http import BadShape, ProviderHTTP, ProviderPaginationError
 
 ItemCheck = Callable[[dict[str, Any]], None]
+ItemKey = Callable[[dict[str, Any]], Hashable]
+
+
+class PageProblem(Exception):
+    """A list contradicts itself; the message says how (raised by a strategy)."""
+
+
+class TooManyPages(PageProblem):
+    """A list is longer than the page cap."""
+
+
+def item_id(item: dict[str, Any]) -> Hashable:
+    """An item's identity in its list: its ``id``."""
+    return item.get("id")
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,12 @@ class Strategy:
     log: Any = None
     label: str = ""
     pages: dict[Hashable, list[dict[str, Any]]] = field(default_factory=dict)
+    item_key: ItemKey = item_id
+    max_pages: int | None = None  # None: the client's page cap
+    requested: int = 1  # pages requested so far (the crawler counts them)
+    read: int = 0  # pages read so far
+    items_seen: set[Hashable] = field(default_factory=set)
+    stopped: bool = False  # a page only repeated what was read: request no more
 
     def first(self) -> PageRequest:
         return PageRequest(self.path, tuple(self.params.items()))
@@ -83,8 +108,33 @@ class Strategy:
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
         """Store a page's items; return the requests that follow from it."""
-        self.pages[request.order] = body[self.items_key]
+        self.take(request, body[self.items_key])
         return []
+
+    def take(self, request: PageRequest, items: list[dict[str, Any]]) -> bool:
+        """Store a page's items; False when the page held items but none of them new, in
+        which case the list is stopped (the log says so)."""
+        self.pages[request.order] = items
+        self.read += 1
+        fresh = 0
+        for item in items:
+            key = self.item_key(item)
+            try:
+                hash(key)
+            except TypeError:
+                key = repr(key)
+            if key not in self.items_seen:
+                self.items_seen.add(key)
+                fresh += 1
+        if not items or fresh:
+            return True
+        if not self.stopped:
+            self.stopped = True
+            self.note(
+                f"page {self.read} only repeats segments already read; stopped there, "
+                f"keeping the {len(self.items_seen)} distinct segments read"
+            )
+        return False
 
     def items(self) -> list[dict[str, Any]]:
         return [item for key in sorted(self.pages) for item in self.pages[key]]
@@ -98,16 +148,23 @@ class Strategy:
 class PageNumberStrategy(Strategy):
     """``page``/``size`` pages with a ``total`` item count (ActionHub).
 
-    Page 1 tells the total; all remaining pages are then requested at once. A later page
-    reporting a larger total, or a last page that is still full, schedules more pages.
+    Page 1 tells the total; the following pages are then requested side by side, at most
+    ``ahead`` beyond those read. A later page reporting a larger total, or a last page that
+    is still full, schedules more pages. A total beyond the page cap, or an empty page that
+    its own total says holds items, fails the list. ``first_params`` go with page 1 only
+    (a recount asked once per list, not per page).
     """
 
     size: int = 50
     total_key: str = "total"
+    first_params: dict[str, Any] = field(default_factory=dict)
+    ahead: int = 16
     scheduled: int = 1
+    needed: int = 1
 
     def _request(self, page: int) -> PageRequest:
-        query = {**self.params, "page": page, "size": self.size}
+        first = self.first_params if page == 1 else {}
+        query = {**self.params, **first, "page": page, "size": self.size}
         return PageRequest(self.path, tuple(query.items()), order=page)
 
     def first(self) -> PageRequest:
@@ -118,19 +175,35 @@ class PageNumberStrategy(Strategy):
         _int_field(body, self.total_key)
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
-        super().accept(request, body)
-        page = request.order
-        needed = max(1, math.ceil(body[self.total_key] / self.size))
-        if page == self.scheduled and len(body[self.items_key]) >= self.size:
-            needed = max(needed, page + 1)  # a full last page: there may be more
-        if page > 1 and needed > self.scheduled:
-            self.note(
-                f"total changed to {body[self.total_key]} on page {page}; "
-                f"fetching up to page {needed}"
+        page, items, total = request.order, body[self.items_key], body[self.total_key]
+        self.take(request, items)
+        cap = self.max_pages or math.inf
+        by_total = max(1, math.ceil(total / self.size))
+        if by_total > cap:
+            raise TooManyPages(
+                f"its {self.total_key} is {total:,}, which is {by_total:,} pages of "
+                f"{self.size}, more than the cap of {cap:,} pages"
             )
-        new = range(self.scheduled + 1, needed + 1)
-        self.scheduled = max(self.scheduled, needed)
-        return [self._request(p) for p in new]
+        if not items and total > (page - 1) * self.size:
+            raise PageProblem(
+                f"page {page} is empty although its {self.total_key} ({total:,}) says it "
+                "holds segments; stopped rather than read pages that are not there"
+            )
+        needed = max(self.needed, by_total)
+        if page == needed and len(items) >= self.size:
+            needed = page + 1  # a full last page: there may be more
+        if page > 1 and needed > self.needed:
+            self.note(f"total changed to {total} on page {page}; fetching up to page {needed}")
+        self.needed = needed
+        new = []
+        while (
+            not self.stopped
+            and self.scheduled < self.needed
+            and self.scheduled - self.read < self.ahead
+        ):
+            self.scheduled += 1
+            new.append(self._request(self.scheduled))
+        return new
 
 
 @dataclass
@@ -140,7 +213,7 @@ class NextLinkStrategy(Strategy):
     next_key: str = "next"
     page_param: str = "page"
     seen: set[str] = field(default_factory=set)
-    requested: dict[Hashable, str] = field(default_factory=dict)
+    urls: dict[Hashable, str] = field(default_factory=dict)
 
     def page_key(self, url: str) -> str:
         """A page's identity: path and sorted query, ``page=1`` being the same as no page."""
@@ -153,7 +226,7 @@ class NextLinkStrategy(Strategy):
         return f"{parts.path.rstrip('/')}?{urlencode(query)}"
 
     def fetch(self, http: ProviderHTTP, request: PageRequest) -> Any:
-        self.requested[request.order] = self.page_key(http.url_for(request.url))
+        self.urls[request.order] = self.page_key(http.url_for(request.url))
         return super().fetch(http, request)
 
     def validate(self, body: Any) -> None:
@@ -163,10 +236,10 @@ class NextLinkStrategy(Strategy):
             raise BadShape(f"{self.next_key!r} is {link!r}, not a link or null")
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
-        super().accept(request, body)
-        self.seen.add(self.requested.get(request.order, self.page_key(request.url)))
+        fresh = self.take(request, body[self.items_key])
+        self.seen.add(self.urls.get(request.order, self.page_key(request.url)))
         link = body.get(self.next_key)
-        if not link:
+        if not link or not fresh:
             return []
         if self.page_key(link) in self.seen:
             self.note(f"next link loops back to a page already read ({link}); stopped there")
@@ -195,9 +268,9 @@ class OffsetStrategy(Strategy):
             _int_field(body, self.total_key)
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
-        super().accept(request, body)
+        fresh = self.take(request, body[self.items_key])
         offset, count = request.order, len(body[self.items_key])
-        if count == 0:
+        if count == 0 or not fresh:
             return []
         total = body.get(self.total_key)
         if count < self.limit:
@@ -275,18 +348,41 @@ def crawl(
     """Fetch every page of every strategy with at most ``max_workers`` requests in flight.
 
     Any failure cancels what is still queued and is raised: a crawl either completes or
-    raises, so a partial snapshot is never returned.
+    raises, so a partial snapshot is never returned. A list that would run past the page
+    cap, or contradicts itself, raises :class:`ProviderPaginationError`.
     """
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix=http.provider)
     running: dict[Future, tuple[Strategy, PageRequest]] = {}
+    strategies = list(strategies)
+    for strategy in strategies:
+        if strategy.max_pages is None:
+            strategy.max_pages = http.max_pages
 
     def submit(strategy: Strategy, request: PageRequest) -> None:
         running[pool.submit(strategy.fetch, http, request)] = (strategy, request)
 
+    def follow(strategy: Strategy, request: PageRequest, body: Any) -> None:
+        try:
+            follows = strategy.accept(request, body)
+            if strategy.requested + len(follows) > (strategy.max_pages or math.inf):
+                raise TooManyPages(f"it goes on past {strategy.max_pages:,} pages")
+        except PageProblem as exc:
+            hint = ""
+            if isinstance(exc, TooManyPages):
+                hint = f". Raise {http.setting('max_pages')} if the list really is that long"
+            raise http.error(
+                ProviderPaginationError,
+                http.endpoint(http.url_for(strategy.path)),
+                f"{strategy.label or 'the list'}: {exc}{hint}",
+            ) from None
+        strategy.requested += len(follows)
+        for request in follows:
+            submit(strategy, request)
+
     try:
         # The first request goes alone: if the credentials are refused, that is the only
         # request made; once it succeeds, everything else fans out.
-        waiting = list(strategies)
+        waiting = strategies
         if waiting:
             submit(waiting[0], waiting[0].first())
         while running:
@@ -294,8 +390,7 @@ def crawl(
             for future in done:
                 strategy, request = running.pop(future)
                 body = future.result()  # raises the request's error
-                for follow in strategy.accept(request, body):
-                    submit(strategy, follow)
+                follow(strategy, request, body)
                 for other in waiting[1:]:
                     submit(other, other.first())
                 waiting = []

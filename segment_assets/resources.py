@@ -13,14 +13,23 @@ from typing import Any, ClassVar
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from segment_assets.http import ProviderHTTP, RetrySettings, validate_base_url
+from segment_assets.http import DEFAULT_MAX_PAGES, ProviderHTTP, RetrySettings, validate_base_url
 from segment_assets.providers import actionhub, onesignal, usercom
 
 
 class ConfigurationError(ValueError):
     """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+# the settings the HTTP client's errors name when they say what to change
+_NAMED_IN_ERRORS = (
+    "max_requests_per_second",
+    "rate_limit_budget_seconds",
+    "request_deadline_seconds",
+    "max_pages",
+)
 
 
 class ProviderResource(dg.ConfigurableResource, ABC):
@@ -41,6 +50,21 @@ class ProviderResource(dg.ConfigurableResource, ABC):
     )
     max_retry_after_seconds: float = Field(
         default=120.0, description="Longest Retry-After the client will honour."
+    )
+    request_deadline_seconds: float | None = Field(
+        default=None,
+        description="Total time one request may take, body included, before it counts as a "
+        "timeout (and is retried); empty = the read timeout + 5 s.",
+    )
+    rate_limit_budget_seconds: float = Field(
+        default=1800.0,
+        description="Total time the account may spend rate limited (from a 429 to the next "
+        "request that succeeds) before its snapshot fails. 429s never use up max_retries.",
+    )
+    max_pages: int = Field(
+        default=DEFAULT_MAX_PAGES,
+        description="The longest list, in pages, read before the snapshot fails (a provider "
+        "whose pages never end).",
     )
     env_names: dict[str, str] = Field(
         default_factory=dict,
@@ -109,6 +133,14 @@ class ProviderResource(dg.ConfigurableResource, ABC):
             )
         if self.max_retries < 0 or self.read_timeout_seconds <= 0 or self.retry_backoff_seconds < 0:
             problems.append("max_retries and retry_backoff_seconds must be ≥ 0, timeouts positive")
+        positive = {
+            "request_deadline_seconds": self.request_deadline_seconds,
+            "rate_limit_budget_seconds": self.rate_limit_budget_seconds,
+            "max_pages": self.max_pages,
+        }
+        for field, value in positive.items():
+            if value is not None and value <= 0:
+                problems.append(f"{self._name(field)} must be positive, got {value}")
         if problems:
             raise ConfigurationError(f"{self.who}: " + "; ".join(problems))
 
@@ -133,9 +165,14 @@ class ProviderResource(dg.ConfigurableResource, ABC):
                 retry_after_max=self.max_retry_after_seconds,
                 connect_timeout=self.connect_timeout_seconds,
                 read_timeout=self.read_timeout_seconds,
+                deadline=self.request_deadline_seconds,
+                rate_limit_budget=self.rate_limit_budget_seconds,
             ),
             auth_hint=self.auth_hint(),
             log=log,
+            account=self.describe(),
+            settings={field: self._name(field) for field in _NAMED_IN_ERRORS},
+            max_pages=self.max_pages,
         )
 
     def auth_hint(self) -> str:
@@ -155,14 +192,29 @@ class ActionHubResource(ProviderResource):
     segment_types: list[str] = Field(default_factory=lambda: list(actionhub.SEGMENT_TYPES))
     segment_bases: list[str] = Field(default_factory=lambda: list(actionhub.SEGMENT_BASES))
     min_weight: float = Field(default=0.5)
-    force_refresh: bool = Field(default=False)
-    page_size: int = Field(default=50)
+    force_refresh: bool = Field(
+        default=False, description="Ask for a recount (once per list, with its first page)."
+    )
+    page_size: int = Field(default=50, description="Segments per page, 1 to 100.")
     max_requests_per_second: float | None = Field(
         default=10.0, description="Requests per second (ACTIONHUB_MAX_RPS); empty = no limit."
     )
     max_concurrency: int = Field(
         default=4, description="Pages in flight at once (ACTIONHUB_MAX_CONCURRENCY)."
     )
+
+    # refused when the definitions load, not at the first request
+    @field_validator("page_size")
+    @classmethod
+    def _page_size_the_api_allows(cls, value: int) -> int:
+        actionhub.check_page_size(value)
+        return value
+
+    @field_validator("segment_types", "segment_bases")
+    @classmethod
+    def _words(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        actionhub.check_words(str(info.field_name), value)
+        return value
 
     def account(self) -> str:
         return self.program_id
@@ -193,6 +245,7 @@ class ActionHubResource(ProviderResource):
                 snapshot_date=snapshot_date,
                 max_concurrency=self.max_concurrency,
                 log=log,
+                setting_name=self._name,
             )
 
 
@@ -229,9 +282,9 @@ class OneSignalResource(ProviderResource):
     app_id: str = Field(description="OneSignal app id (UUID).")
     base_url: str = Field(default=onesignal.DEFAULT_BASE_URL)
     max_requests_per_second: float | None = Field(
-        default=1.0,
+        default=0.9,
         description="Requests per second (ONESIGNAL_MAX_RPS); OneSignal documents about one "
-        "view request per second per app.",
+        "view request per second per app, and a strict limit punishes a client at exactly it.",
     )
     max_concurrency: int = Field(
         default=2, description="Views in flight at once (ONESIGNAL_MAX_CONCURRENCY)."

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from segment_assets.answers import retry_after
 from segment_assets.emulator import DEMO_USERCOM_KEY
 from segment_assets.http import (
     ProviderHTTP,
@@ -115,11 +116,16 @@ def test_a_pause_holds_every_caller():
     assert time.monotonic() - started >= 0.25
 
 
-def test_retry_after_values_are_capped():
-    settings = RetrySettings(retry_after_max=5)
-    assert settings.policy().parse_retry_after("3600") == 5
+def test_retry_after_is_read_in_seconds_or_as_an_http_date_and_capped():
+    assert retry_after("3600", cap=5) == 5
+    assert retry_after("2", cap=5) == 2
     future = email.utils.formatdate(time.time() + 2, usegmt=True)
-    assert 0 < settings.policy().parse_retry_after(future) <= 2.5
+    assert 0 < retry_after(future, cap=5) <= 2.5
+    past = email.utils.formatdate(time.time() - 60, usegmt=True)
+    assert retry_after(past, cap=5) == 0
+    # unreadable or absent: the caller backs off instead
+    assert retry_after("soon", cap=5) is None
+    assert retry_after(None, cap=5) is None
 
 
 @pytest.mark.parametrize("bad", ["", "api.onesignal.com", "ftp://x", "https://", "https://x?y=1"])

@@ -165,7 +165,7 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     segment_type = v.choice("segment_type", SEGMENT_TYPES, "growth")
     basis = v.choice("segment_basis", SEGMENT_BASES, "labels")
     min_weight = v.number("min_weight", 0.5, 0.0, 1.0)
-    v.boolean("force_refresh", False)
+    recount = v.boolean("force_refresh", False)
     page = v.integer("page", 1, 1)
     size = v.integer("size", 50, 1, 100)
     if route.account is None:
@@ -175,6 +175,8 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     program = programs.get(route.account or "")
     if program is None:
         return json_response(403, _BAD_KEY)
+    if recount:
+        state.tally(PROVIDER, "recounts")
     lst = state.actionhub_list(program, segment_type, basis)
     day = state.day
     visible = state.visible(lst.key, lst.n, day)
@@ -186,6 +188,7 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     sizes = state.sizes(lst.key, lst.series, idx, day)
     items = make_items(lst, idx, sizes, day, min_weight, sw.extra_field)
     reported = max(0, total - sw.total_drift) if page == 1 else total
+    reported += sw.total_extra
     return json_response(200, {"items": items, "total": reported, "page": page, "size": size})
 
 

@@ -19,7 +19,7 @@ from .responses import Response, dumps, html_response, json_response
 
 PRE_FAULTS = frozenset(
     {"429", "429-date", "503-html", "503-empty", "500", "reset", "403", "401", "redirect-foreign"}
-)
+) | frozenset({"429-now", "400-auth"})
 POST_FAULTS = frozenset({"truncated", "not-json", "wrong-shape", "bad-count"})
 FAULT_KINDS = PRE_FAULTS | POST_FAULTS | {"timeout"}
 RETRY_AFTER_FORMATS = ("seconds", "http-date")
@@ -48,6 +48,10 @@ class Switches:
       (http://foreign.invalid/... by default).
     - ``short_pages``: OneSignal listing pages hold ``limit - 7`` rows (total_count true).
     - ``extra_field``: every record carries an undocumented extra field.
+    - ``total_extra``: every ActionHub page reports ``total + total_extra`` (pages past the
+      real end come back empty).
+    - ``pages_repeat``: User.com links ``next`` on past its last page, forever, and every page
+      past the end repeats the last page's results.
     """
 
     latency_ms: float = 0.0
@@ -62,6 +66,8 @@ class Switches:
     next_foreign: bool = False
     short_pages: bool = False
     extra_field: bool = False
+    total_extra: int = 0
+    pages_repeat: bool = False
 
 
 SWITCH_NAMES = frozenset(f.name for f in fields(Switches))
@@ -92,8 +98,10 @@ def validate(provider: str, kw: dict[str, Any]) -> None:
 
 
 _FLOATS = frozenset({"latency_ms", "rate_limit_rps", "timeout_sleep_s"})
-_INTS = frozenset({"rate_limit_burst", "total_drift"})
-_BOOLS = frozenset({"repeat_item", "next_loop", "next_foreign", "short_pages", "extra_field"})
+_INTS = frozenset({"rate_limit_burst", "total_drift", "total_extra"})
+_BOOLS = frozenset(
+    {"repeat_item", "next_loop", "next_foreign", "short_pages", "extra_field", "pages_repeat"}
+)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -266,7 +274,25 @@ def pre_fault(
         return Response(302, b"", None, [("Location", foreign_origin + path_qs)])
     if kind == "reset":
         return Response(0, reset=True)
+    if kind in ("429-now", "400-auth"):
+        return limit_or_auth_fault(kind, provider)
     raise ValueError(f"not a pre-handling fault: {kind!r}")
+
+
+_BAD_AUTH_HEADER = {
+    "onesignal": {"errors": ["Please include a case-sensitive header of Authorization: Key "
+                             "<YOUR-APP-API-KEY-HERE> with a valid App API key"]},
+    "usercom": {"detail": "Invalid Authorization header. Use 'Token <api key>'."},
+    "actionhub": {"detail": "Malformed actionhub-key header: not an API key"},
+}  # fmt: skip
+
+
+def limit_or_auth_fault(kind: str, provider: str) -> Response:
+    """``429-now``: a 429 whose ``Retry-After`` is 0 (a bucket that refills at once, so a
+    test can serve many 429s quickly); ``400-auth``: a 400 about the credentials header."""
+    if kind == "429-now":
+        return rate_limited(provider, "0", 0.0)
+    return json_response(400, _BAD_AUTH_HEADER[provider])
 
 
 def post_fault(kind: str, resp: Response) -> Response:

@@ -178,6 +178,11 @@ class EmulatorState:
             fault = None if wait else self._faults.take_fault(provider, account, sw)
             return Admission(sw, wait, fault)
 
+    def tally(self, provider: str, name: str) -> None:
+        """Count something a route handler saw; read it back in ``stats()[provider][name]``."""
+        with self._lock:
+            self._stats.tally(provider, name)
+
     def release(self, provider: str, account: str | None, status: int) -> None:
         with self._lock:
             self._stats.leave(provider, account, status)

@@ -60,6 +60,11 @@ class Stats:
         if status == 429:
             d["429"] += 1
 
+    def tally(self, provider: str, name: str) -> None:
+        """Count something a handler saw (e.g. ActionHub ``recounts`` asked for)."""
+        d = self._data[provider]
+        d[name] = d.get(name, 0) + 1
+
     def snapshot(self) -> dict[str, Any]:
         return copy.deepcopy(self._data)
 

@@ -189,6 +189,10 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     pages = max(1, math.ceil(count / app.page_size))
     raw_page = req.arg("page") or "1"
     page = pages if raw_page == "last" else int(raw_page) if raw_page.isdigit() else 0
+    if sw.pages_repeat and page > pages:
+        page, next_page = pages, page + 1  # serves the last page again, links on forever
+    else:
+        next_page = None
     if not 1 <= page <= pages:
         return json_response(404, {"detail": "Invalid page."})
     idx = visible[(page - 1) * app.page_size : page * app.page_size]
@@ -196,6 +200,8 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     next_url = f"{base}/segments/?page={page + 1}" if page < pages else None
     if sw.next_loop and page == pages:
         next_url = f"{base}/segments/?page=1"
+    if sw.pages_repeat and page == pages:
+        next_url = f"{base}/segments/?page={next_page or page + 1}"
     if sw.next_foreign and page == 1:
         foreign = state.config.foreign_origin
         next_url = f"{foreign}/usercom/{app.subdomain}/api/public/segments/?page=2"

@@ -1,15 +1,21 @@
-"""ActionHub (Data Baller): every configured segment type × basis list, page by page."""
+"""ActionHub (Data Baller): every configured segment type × basis list, page by page.
+
+Segment types and bases are sent as configured: any non-empty word may be set, and the
+API judges it. Its 422 is turned into an error that names the setting to change and the
+values the API said it permits.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from segment_assets.http import ProviderHTTP
+from segment_assets.http import ProviderHTTP, ProviderRequestError
 from segment_assets.pagination import PageNumberStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import INT, NUMBER, TEXT, check_fields
@@ -19,6 +25,15 @@ SEGMENT_TYPES: tuple[str, ...] = ("growth", "base", "discovery")
 SEGMENT_BASES: tuple[str, ...] = ("labels", "assets")
 DEFAULT_BASE_URL = "https://api.actionhub.ai"
 API_VERSION = "1.0"
+MAX_PAGE_SIZE = 100  # fastapi-pagination's default maximum for ``size``
+TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+# query parameter → the setting that fills it
+SETTING_OF = {
+    "segment_type": "segment_types",
+    "segment_basis": "segment_bases",
+    "min_weight": "min_weight",
+    "size": "page_size",
+}
 
 _ITEM = {
     "segment_basis_id": TEXT,
@@ -42,22 +57,37 @@ class ActionHubQuery:
     page_size: int = 50
 
     def __post_init__(self) -> None:
-        bad = [t for t in self.segment_types if t not in SEGMENT_TYPES]
-        if bad or not self.segment_types:
-            raise ValueError(
-                f"unknown ActionHub segment type(s) {bad or '(none given)'}; "
-                f"choose from {', '.join(SEGMENT_TYPES)}"
-            )
-        bad = [b for b in self.segment_bases if b not in SEGMENT_BASES]
-        if bad or not self.segment_bases:
-            raise ValueError(
-                f"unknown ActionHub segment basis {bad or '(none given)'}; "
-                f"choose from {', '.join(SEGMENT_BASES)}"
-            )
+        for setting in ("segment_types", "segment_bases"):
+            check_words(setting, getattr(self, setting))
         if not 0 <= self.min_weight <= 1:
             raise ValueError(f"ActionHub min_weight must be between 0 and 1, got {self.min_weight}")
-        if not 1 <= self.page_size <= 1000:
-            raise ValueError(f"ActionHub page_size must be 1..1000, got {self.page_size}")
+        check_page_size(self.page_size)
+
+
+def check_words(setting: str, values: Sequence[Any]) -> None:
+    """A list of segment types or bases: at least one, each a word, none twice. Which words
+    the API accepts is the API's to say (its 422 names them)."""
+    if isinstance(values, str) or not values:
+        raise ValueError(f"ActionHub {setting} must list at least one value, e.g. [growth]")
+    bad = [v for v in values if not isinstance(v, str) or not TOKEN.match(v)]
+    if bad:
+        raise ValueError(
+            f"ActionHub {setting}: {', '.join(repr(v) for v in bad)} is not a single word "
+            "(letters, digits, '_', '-', '.' or ':')"
+        )
+    twice = sorted({v for v in values if list(values).count(v) > 1})
+    if twice:
+        raise ValueError(f"ActionHub {setting}: {', '.join(twice)} listed twice")
+
+
+def check_page_size(page_size: Any) -> None:
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise ValueError(f"ActionHub page_size must be a whole number, got {page_size!r}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(
+            f"ActionHub page_size must be between 1 and {MAX_PAGE_SIZE} (the API's maximum "
+            f"page size), got {page_size}"
+        )
 
 
 def headers(api_key: str, program_id: str) -> dict[str, str]:
@@ -81,28 +111,37 @@ def fetch_actionhub(
     snapshot_date: dt.date,
     max_concurrency: int = 4,
     log: Any = None,
+    setting_name: Callable[[str], str] = str,
 ) -> pd.DataFrame:
-    """Snapshot every segment of ``query`` into the normalised actionhub frame."""
+    """Snapshot every segment of ``query`` into the normalised actionhub frame.
+
+    ``setting_name`` says how the user names a setting (``segment_bases`` → the accounts
+    file's entry or the resource field), for the error a 422 becomes.
+    """
     fetched_at = dt.datetime.now(dt.UTC)
     lists = {
         (segment_type, basis): PageNumberStrategy(
             path="/segments",
             items_key="items",
             item_check=lambda item: check_fields(item, _ITEM),
+            item_key=lambda item: (item["segment_basis_id"], item["action_type"]),
             log=log,
             label=f"ActionHub {segment_type}/{basis}",
             params={
                 "segment_type": segment_type,
                 "segment_basis": basis,
                 "min_weight": query.min_weight,
-                "force_refresh": str(query.force_refresh).lower(),
             },
+            first_params={"force_refresh": "true"} if query.force_refresh else {},
             size=query.page_size,
         )
         for segment_type in query.segment_types
         for basis in query.segment_bases
     }
-    crawl(http, lists.values(), max_workers=max_concurrency)
+    try:
+        crawl(http, lists.values(), max_workers=max_concurrency)
+    except ProviderRequestError as exc:
+        raise explain_rejection(exc, setting_name) from None
     rows = [
         {
             "segment_id": segment_id(
@@ -124,3 +163,36 @@ def fetch_actionhub(
         PROVIDER, rows, account=query.program_id, snapshot_date=snapshot_date, fetched_at=fetched_at
     )
     return drop_duplicate_segments(frame, log)
+
+
+def explain_rejection(
+    error: ProviderRequestError, setting_name: Callable[[str], str] = str
+) -> ProviderRequestError:
+    """A 422 on a parameter a setting fills, as an error naming that setting, the value
+    sent and the values the API permits; any other rejection unchanged."""
+    lines = []
+    for problem in error.problems:
+        setting = SETTING_OF.get(problem.param)
+        if setting is None:
+            continue
+        sent = f" {problem.sent!r}" if problem.sent is not None else ""
+        if problem.permitted:
+            allowed = ", ".join(problem.permitted)
+            lines.append(
+                f"the API does not accept {problem.param}{sent}; it permits {allowed}. "
+                f"Change {setting_name(setting)} to a list of those"
+            )
+        else:
+            lines.append(
+                f"the API does not accept {problem.param}{sent} ({problem.message}). "
+                f"Change {setting_name(setting)}"
+            )
+    if not lines:
+        return error
+    return type(error)(
+        error.provider,
+        error.endpoint,
+        "; ".join(lines),
+        status=error.status,
+        problems=error.problems,
+    )
