@@ -296,7 +296,7 @@ def _value(where: str, key: str, value: Any, setting: Setting, problems: list[st
         text = wanted.get(kind, "a number") if isinstance(kind, type) else "a number"
         problems.append(f"{where}.{key}: expected {text}")
         return None
-    if key in ("max_rps", "max_concurrency", "page_size") and value <= 0:
+    if key in ("max_rps", "max_concurrency") and value <= 0:
         problems.append(f"{where}.{key}: must be positive, got {value}")
         return None
     if kind is list and not all(isinstance(v, str) for v in value):
@@ -323,17 +323,12 @@ def _check_values(spec: AccountSpec, environ: Mapping[str, str], problems: list[
         except ValueError as exc:
             problems.append(str(exc))
     if spec.provider == "actionhub":
-        try:
-            actionhub.ActionHubQuery(
-                program_id="-",
-                **{
-                    k: tuple(v) if isinstance(v, list) else v
-                    for k, v in spec.values.items()
-                    if k in ("segment_types", "segment_bases", "min_weight", "page_size")
-                },
-            )
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
+        for setting, check in actionhub.SETTING_CHECKS.items():
+            if setting in spec.values:
+                try:
+                    check(spec.values[setting])
+                except ValueError as exc:
+                    problems.append(f"{where}.{setting}: {exc}")
 
 
 def identity(spec: AccountSpec, environ: Mapping[str, str]) -> str:

@@ -167,6 +167,10 @@ class _Outcome:
     sent_at: float = 0.0
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"
+
+
 class _DeadlinePassed(Exception):
     """The request's total deadline passed while its answer was still arriving."""
 
@@ -345,8 +349,8 @@ class ProviderHTTP:
             raise self.error(
                 ProviderRateLimitedError,
                 endpoint,
-                f"{self.account} has been rate limited for {spent:.0f}s of its "
-                f"{budget:g}s budget and is asked to wait {wait:.0f}s more; last problem: "
+                f"{self.account} has been rate limited for {_seconds(spent)} of its "
+                f"{budget:g}s budget and is asked to wait {_seconds(wait)} more; last problem: "
                 f"{outcome.problem}. Raise {self.setting('rate_limit_budget_seconds')} to "
                 f"wait longer, or lower {pace} if other clients share this limit",
                 status=429,
@@ -355,7 +359,7 @@ class ProviderHTTP:
         pace_text = "" if rate is None else f", then at {rate:.3g} req/s"
         self.log.warning(
             f"{self.provider} {endpoint}: {outcome.problem}; rate limited: every request "
-            f"waits {wait:.1f}s{pace_text} ({spent:.0f}s of the {budget:g}s budget used)"
+            f"waits {wait:.1f}s{pace_text} ({_seconds(spent)} of the {budget:g}s budget used)"
         )
         self.limiter.pause(wait)
 

@@ -204,16 +204,13 @@ class ActionHubResource(ProviderResource):
     )
 
     # refused when the definitions load, not at the first request
-    @field_validator("page_size")
+    @field_validator("segment_types", "segment_bases", "min_weight", "page_size")
     @classmethod
-    def _page_size_the_api_allows(cls, value: int) -> int:
-        actionhub.check_page_size(value)
-        return value
-
-    @field_validator("segment_types", "segment_bases")
-    @classmethod
-    def _words(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        actionhub.check_words(str(info.field_name), value)
+    def _as_the_api_allows(cls, value: Any, info: ValidationInfo) -> Any:
+        try:
+            actionhub.SETTING_CHECKS[str(info.field_name)](value)
+        except ValueError as exc:
+            raise ValueError(f"ActionHub {info.field_name} {exc}") from None
         return value
 
     def account(self) -> str:

@@ -144,7 +144,7 @@ def test_every_problem_of_a_bad_file_is_listed_in_one_message(tmp_path):
           eu:
             program_id: prog-eu
             api_key_env: ONESIGNAL_BRAND_A_API_KEY
-            segment_types: [growth, grwoth]
+            page_size: 500
         mailchimp:
           x: {}
         """,
@@ -163,7 +163,7 @@ def test_every_problem_of_a_bad_file_is_listed_in_one_message(tmp_path):
         "onesignal.brand_d.max_rps: must be positive, got -1",
         "onesignal.brand_d: unknown setting 'colour'",
         "usercom.agency: base_url is required",
-        "unknown ActionHub segment type(s) ['grwoth']",
+        "actionhub.eu.page_size: must be between 1 and 100 (the API's maximum page size)",
         "unknown provider 'mailchimp'",
     ]
     for text in expected:

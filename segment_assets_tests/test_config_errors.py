@@ -47,17 +47,19 @@ def test_a_malformed_base_url_fails_before_any_request(
     assert requests_made(emulator) == 0
 
 
-def test_an_unknown_actionhub_segment_type_fails_before_any_request(emulator, env, instance):
+def test_a_mistyped_actionhub_segment_type_fails_naming_the_setting_and_the_api_choices(
+    emulator, env, instance
+):
+    # any word may be configured; the API judges it, and its 422 says what it permits
     resources = fast_resources(actionhub={"segment_types": ["growth", "grwoth"]})
 
     result = materialize(resources, instance, YESTERDAY, providers=["actionhub"])
 
     assert not result.success
     assert (
-        "unknown ActionHub segment type(s) ['grwoth']; choose from growth, base, discovery"
-        in error_text(result)
-    )
-    assert requests_made(emulator) == 0
+        "the API does not accept segment_type 'grwoth'; it permits growth, base, discovery. "
+        "Change ActionHubResource.segment_types to a list of those"
+    ) in error_text(result)
 
 
 def test_a_negative_partition_age_limit_fails_before_any_request(emulator, env, instance):

@@ -3,6 +3,8 @@ and the run log says what was corrected."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from segment_assets.emulator import EmulatorConfig, OneSignalApp
@@ -105,3 +107,74 @@ def test_onesignal_pages_shorter_than_the_limit_are_read_on_until_total_count(
     assert len(counts) == 320
     assert emulator.state.stats()["onesignal"]["by_endpoint"]["list"] == 2
     assert any("short page at offset 0 (293 of 300) while total_count is 320" in m for m in log)
+
+
+def test_usercom_next_links_that_go_on_repeating_the_last_page_stop_and_keep_every_segment(
+    emulator, env, instance, duckdb_path
+):
+    # past its last page the app links on forever, serving that last page again each time
+    emulator.state.set_faults("usercom", pages_repeat=True)
+
+    counts, log = snapshot("usercom", emulator, instance, duckdb_path)
+
+    assert counts == expected_counts(emulator, "usercom")
+    assert requests_made(emulator, "usercom") == 4  # pages 1-3, then one that only repeats
+    said = [m for m in log if "only repeats segments already read; stopped there" in m]
+    assert said == [
+        "User.com: page 4 only repeats segments already read; stopped there, keeping the "
+        "25 distinct segments read"
+    ]
+
+
+def failed_snapshot(provider, emulator, instance, duckdb_path, **overrides) -> str:
+    """Run one provider's asset, which must fail and store nothing; return the failure."""
+    emulator.state.reset_stats()
+    resources = fast_resources(**{provider: overrides})
+    result = materialize(resources, instance, YESTERDAY, providers=[provider])
+    assert not result.success
+    assert stored(duckdb_path, provider).empty
+    return failure_text(result)
+
+
+def test_an_actionhub_total_in_the_millions_fails_at_once_instead_of_crawling_empty_pages(
+    emulator, env, instance, duckdb_path
+):
+    emulator.state.set_faults("actionhub", total_extra=5_000_000)
+
+    message = failed_snapshot("actionhub", emulator, instance, duckdb_path)
+
+    assert (
+        "actionhub GET /segments: ActionHub growth/labels: its total is 5,000,012, which is "
+        "1,000,003 pages of 5, more than the cap of 1,000 pages. Raise "
+        "ActionHubResource.max_pages if the list really is that long"
+    ) in message
+    assert requests_made(emulator, "actionhub") == 1
+
+
+def test_an_actionhub_page_that_its_own_total_says_is_full_but_comes_back_empty_fails(
+    emulator, env, instance, duckdb_path
+):
+    # 12 segments a list, but every page says 32: pages 4 to 7 come back empty
+    emulator.state.set_faults("actionhub", total_extra=20)
+
+    message = failed_snapshot("actionhub", emulator, instance, duckdb_path)
+
+    assert re.search(
+        r"ActionHub \w+/\w+: page [4-7] is empty although its total \(32\) says it holds "
+        r"segments; stopped rather than read pages that are not there",
+        message,
+    ), message
+    assert requests_made(emulator, "actionhub") <= 6 * 7
+
+
+def test_a_list_longer_than_the_page_cap_fails_naming_the_setting(
+    emulator, env, instance, duckdb_path
+):
+    # 25 User.com segments come in pages of 10: three pages, one more than allowed
+    message = failed_snapshot("usercom", emulator, instance, duckdb_path, max_pages=2)
+
+    assert (
+        "usercom GET /segments/: User.com: it goes on past 2 pages. Raise "
+        "UserComResource.max_pages if the list really is that long"
+    ) in message
+    assert requests_made(emulator, "usercom") == 2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from segment_assets.accounts import account_resource, parse_accounts
 from segment_assets.emulator import DEMO_ACTIONHUB_KEY, ActionHubProgram, EmulatorConfig
 from segment_assets.http import ProviderAuthError, ProviderRequestError
 from segment_assets.resources import ActionHubResource, ConfigurationError
@@ -107,7 +109,55 @@ def test_a_parameter_the_api_rejects_gives_its_validation_message(emulator, log)
     assert "segment_type" in str(info.value)
 
 
-def test_an_unknown_segment_type_is_refused_before_any_request(emulator, log):
-    with pytest.raises(ConfigurationError, match="unknown ActionHub segment type"):
-        resource(emulator, segment_types=["sideways"]).snapshot(YESTERDAY, log)
-    assert emulator.state.stats()["actionhub"]["requests"] == 0
+def test_a_basis_the_api_does_not_know_is_judged_by_its_422_which_names_the_setting(emulator, log):
+    # responses call the basis 'label', so a user may well write that; the API wants 'labels'
+    bad = resource(emulator, segment_bases=["label"])
+    with pytest.raises(ProviderRequestError) as info:
+        bad.snapshot(YESTERDAY, log)
+    assert str(info.value) == (
+        "actionhub GET /segments HTTP 422: the API does not accept segment_basis 'label'; it "
+        "permits labels, assets. Change ActionHubResource.segment_bases to a list of those"
+    )
+    assert emulator.state.stats()["actionhub"]["requests"] == 1
+
+
+def test_a_mistyped_type_in_the_accounts_file_names_that_entry_and_what_the_api_permits(
+    emulator, log, tmp_path
+):
+    text = (
+        "actionhub:\n  brand_a:\n    program_id: demo-program\n    api_key_env: AH_KEY\n"
+        "    segment_types: [growth, grwoth]\n"
+    )
+    env = {"AH_KEY": DEMO_ACTIONHUB_KEY, "ACTIONHUB_BASE_URL": emulator.base_url("actionhub")}
+    accounts = parse_accounts(text, "segment_assets.yaml", env)  # any word may be written
+    [spec] = accounts.providers["actionhub"]
+    account = account_resource(spec, accounts.path, env).model_copy(
+        update={"api_key": DEMO_ACTIONHUB_KEY}
+    )
+    with pytest.raises(ProviderRequestError) as info:
+        account.snapshot(YESTERDAY, log)
+    assert (
+        "the API does not accept segment_type 'grwoth'; it permits growth, base, discovery. "
+        "Change actionhub.brand_a.segment_types in segment_assets.yaml to a list of those"
+    ) in str(info.value)
+
+
+@pytest.mark.parametrize("size", [0, 101, 500])
+def test_a_page_size_the_api_would_refuse_is_refused_when_the_definitions_load(size):
+    with pytest.raises(ValidationError, match=f"between 1 and 100 .*, got {size}"):
+        ActionHubResource(api_key="k", program_id="p", page_size=size)
+    with pytest.raises(ConfigurationError, match=r"brand_a\.page_size: must be between 1 and 100"):
+        parse_accounts(
+            f"actionhub:\n  brand_a: {{program_id: p, api_key_env: K, page_size: {size}}}\n",
+            "segment_assets.yaml",
+            {"K": "key"},
+        )
+
+
+def test_force_refresh_asks_for_one_recount_per_list_not_one_per_page(emulator, log):
+    # 40 segments a list in pages of 15: three pages for each of the six lists
+    frame = resource(emulator, force_refresh=True, page_size=15).snapshot(YESTERDAY, log)
+    stats = emulator.state.stats()["actionhub"]
+    assert len(frame) == 6 * 40
+    assert stats["requests"] == 6 * 3
+    assert stats["recounts"] == 6

@@ -57,37 +57,50 @@ class ActionHubQuery:
     page_size: int = 50
 
     def __post_init__(self) -> None:
-        for setting in ("segment_types", "segment_bases"):
-            check_words(setting, getattr(self, setting))
-        if not 0 <= self.min_weight <= 1:
-            raise ValueError(f"ActionHub min_weight must be between 0 and 1, got {self.min_weight}")
-        check_page_size(self.page_size)
+        for setting, check in SETTING_CHECKS.items():
+            try:
+                check(getattr(self, setting))
+            except ValueError as exc:
+                raise ValueError(f"ActionHub {setting} {exc}") from None
 
 
-def check_words(setting: str, values: Sequence[Any]) -> None:
+def check_words(values: Sequence[Any]) -> None:
     """A list of segment types or bases: at least one, each a word, none twice. Which words
     the API accepts is the API's to say (its 422 names them)."""
     if isinstance(values, str) or not values:
-        raise ValueError(f"ActionHub {setting} must list at least one value, e.g. [growth]")
+        raise ValueError("must list at least one value, e.g. [growth]")
     bad = [v for v in values if not isinstance(v, str) or not TOKEN.match(v)]
     if bad:
         raise ValueError(
-            f"ActionHub {setting}: {', '.join(repr(v) for v in bad)} is not a single word "
-            "(letters, digits, '_', '-', '.' or ':')"
+            f"must list single words (letters, digits, '_', '-', '.' or ':'), "
+            f"got {', '.join(repr(v) for v in bad)}"
         )
     twice = sorted({v for v in values if list(values).count(v) > 1})
     if twice:
-        raise ValueError(f"ActionHub {setting}: {', '.join(twice)} listed twice")
+        raise ValueError(f"lists {', '.join(twice)} twice")
 
 
 def check_page_size(page_size: Any) -> None:
     if isinstance(page_size, bool) or not isinstance(page_size, int):
-        raise ValueError(f"ActionHub page_size must be a whole number, got {page_size!r}")
+        raise ValueError(f"must be a whole number, got {page_size!r}")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(
-            f"ActionHub page_size must be between 1 and {MAX_PAGE_SIZE} (the API's maximum "
-            f"page size), got {page_size}"
+            f"must be between 1 and {MAX_PAGE_SIZE} (the API's maximum page size), got {page_size}"
         )
+
+
+def check_min_weight(min_weight: Any) -> None:
+    if isinstance(min_weight, bool) or not 0 <= min_weight <= 1:
+        raise ValueError(f"must be between 0 and 1, got {min_weight}")
+
+
+# what a setting must be, checked once for the accounts file and the resource alike
+SETTING_CHECKS: dict[str, Callable[[Any], None]] = {
+    "segment_types": check_words,
+    "segment_bases": check_words,
+    "min_weight": check_min_weight,
+    "page_size": check_page_size,
+}
 
 
 def headers(api_key: str, program_id: str) -> dict[str, str]:
