@@ -400,7 +400,10 @@ class ProviderHTTP:
         sent_at: float,
     ) -> _Outcome:
         status = response.status_code
-        text = content.decode(response.encoding or "utf-8", errors="replace")
+        try:
+            text = content.decode(response.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            text = content.decode("utf-8", errors="replace")
         if status in RETRY_STATUSES:
             wait = answers.retry_after(
                 response.headers.get("Retry-After"), self.retry.retry_after_max
@@ -490,7 +493,7 @@ class ProviderHTTP:
                 if sock is not None:
                     sock.settimeout(timeout)
                 try:
-                    piece = raw.read1(_READ_SIZE)
+                    piece = raw.read1(_READ_SIZE, decode_content=True)  # gzip and the like
                 except ReadTimeoutError:
                     if time.monotonic() >= deadline:
                         raise _DeadlinePassed from None

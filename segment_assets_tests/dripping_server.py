@@ -1,9 +1,11 @@
 """A real HTTP server on a loopback socket that sends its headers at once, then its body
-one byte at a time — a misbehaviour the emulator cannot stage."""
+one byte at a time — a misbehaviour the emulator cannot stage — optionally gzip-compressed,
+as real providers' servers answer a client that accepts it."""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socketserver
 import threading
 
@@ -21,8 +23,11 @@ class _Handler(socketserver.BaseRequestHandler):
         with self.server.lock:
             self.server.paths.append(request.split(b" ", 2)[1].decode())
         body = self.server.body
+        encoding = ""
+        if self.server.gzip and b"gzip" in request.lower():
+            body, encoding = gzip.compress(body), "Content-Encoding: gzip\r\n"
         head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{encoding}"
             f"Content-Length: {len(body)}\r\n\r\n"
         )
         with contextlib.suppress(OSError):  # the client gave up: that is the point
@@ -38,8 +43,8 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, body: bytes, interval: float) -> None:
-        self.body, self.interval = body, interval
+    def __init__(self, body: bytes, interval: float, gzip: bool) -> None:
+        self.body, self.interval, self.gzip = body, interval, gzip
         self.paths: list[str] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -48,10 +53,11 @@ class _Server(socketserver.ThreadingTCPServer):
 
 class DrippingServer:
     """``with DrippingServer(b'{...}', interval=0.2) as server: server.url``; every request
-    is answered 200 with ``body``, one byte every ``interval`` seconds."""
+    is answered 200 with ``body``, one byte every ``interval`` seconds (gzip-compressed when
+    ``gzip`` and the client accepts it)."""
 
-    def __init__(self, body: bytes, interval: float) -> None:
-        self._server = _Server(body, interval)
+    def __init__(self, body: bytes, interval: float, gzip: bool = False) -> None:
+        self._server = _Server(body, interval, gzip)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -169,6 +169,15 @@ def test_a_slow_body_that_arrives_within_the_deadline_is_read():
         assert len(server.requests) == 1
 
 
+def test_a_compressed_answer_read_in_pieces_is_decompressed():
+    page = b'{"count": 1, "next": null, "previous": null, "results": [{"id": 7}]}'
+    with (
+        DrippingServer(page, interval=0.001, gzip=True) as server,
+        ProviderHTTP("usercom", server.url, {}, retry=FAST) as http,
+    ):
+        assert http.get_json("/segments/")["results"] == [{"id": 7}]
+
+
 def test_a_400_about_the_authorization_header_asks_to_check_the_key(emulator):
     app, key = next(iter(DEMO_ONESIGNAL_APPS.items()))
     emulator.state.set_faults("onesignal", fail_next=["400-auth"])
