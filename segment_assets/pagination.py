@@ -108,12 +108,12 @@ class Strategy:
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
         """Store a page's items; return the requests that follow from it."""
-        self.take(request, body[self.items_key])
+        self.take(request, body[self.items_key], "a page")
         return []
 
-    def take(self, request: PageRequest, items: list[dict[str, Any]]) -> bool:
-        """Store a page's items; False when the page held items but none of them new, in
-        which case the list is stopped (the log says so)."""
+    def take(self, request: PageRequest, items: list[dict[str, Any]], name: str) -> bool:
+        """Store a page's items; False when the page (called ``name`` in the log) held items
+        but none of them new, in which case the list is stopped (the log says so)."""
         self.pages[request.order] = items
         self.read += 1
         fresh = 0
@@ -131,7 +131,7 @@ class Strategy:
         if not self.stopped:
             self.stopped = True
             self.note(
-                f"page {self.read} only repeats segments already read; stopped there, "
+                f"{name} only repeats segments already read; stopped there, "
                 f"keeping the {len(self.items_seen)} distinct segments read"
             )
         return False
@@ -176,7 +176,7 @@ class PageNumberStrategy(Strategy):
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
         page, items, total = request.order, body[self.items_key], body[self.total_key]
-        self.take(request, items)
+        self.take(request, items, f"page {page}")
         cap = self.max_pages or math.inf
         by_total = max(1, math.ceil(total / self.size))
         if by_total > cap:
@@ -236,7 +236,7 @@ class NextLinkStrategy(Strategy):
             raise BadShape(f"{self.next_key!r} is {link!r}, not a link or null")
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
-        fresh = self.take(request, body[self.items_key])
+        fresh = self.take(request, body[self.items_key], f"page {len(self.seen) + 1}")
         self.seen.add(self.urls.get(request.order, self.page_key(request.url)))
         link = body.get(self.next_key)
         if not link or not fresh:
@@ -268,8 +268,8 @@ class OffsetStrategy(Strategy):
             _int_field(body, self.total_key)
 
     def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
-        fresh = self.take(request, body[self.items_key])
         offset, count = request.order, len(body[self.items_key])
+        fresh = self.take(request, body[self.items_key], f"the page at offset {offset}")
         if count == 0 or not fresh:
             return []
         total = body.get(self.total_key)
