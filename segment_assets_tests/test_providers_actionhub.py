@@ -161,3 +161,17 @@ def test_force_refresh_asks_for_one_recount_per_list_not_one_per_page(emulator, 
     assert len(frame) == 6 * 40
     assert stats["requests"] == 6 * 3
     assert stats["recounts"] == 6
+
+
+@pytest.mark.parametrize(
+    ("types", "says"),
+    [
+        ([], "segment_types must list at least one value"),
+        (["growth base"], "segment_types must list single words"),
+        (["growth", "growth"], "segment_types lists growth twice"),
+    ],
+    ids=["none", "two-words-in-one", "twice"],
+)
+def test_segment_types_that_cannot_be_a_list_of_api_values_are_refused_at_load(types, says):
+    with pytest.raises(ValidationError, match=says):
+        ActionHubResource(api_key="k", program_id="p", segment_types=types)
