@@ -31,12 +31,12 @@ ASSETS = {a.key.path[-1].removesuffix("_segments"): a for a in PROVIDER_ASSETS}
 ACTIONHUB_PAGE_SIZE = 5
 ONESIGNAL_APP = "0b6f5a52-95b7-4a54-8d3f-6a3c1f2f6b10"
 # A short budget: two retries 10 ms apart, half-second read timeout, Retry-After honoured,
-# and 1.5 s rate limited in all before an account gives up.
+# and 2.5 s rate limited in all before an account gives up (a Retry-After is 1-2 s).
 FAST = {
     "max_retries": 2,
     "retry_backoff_seconds": 0.01,
     "read_timeout_seconds": 0.5,
-    "rate_limit_budget_seconds": 1.5,
+    "rate_limit_budget_seconds": 2.5,
 }
 _BASIS = {"label": "labels", "asset": "assets"}
 

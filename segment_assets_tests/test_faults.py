@@ -83,7 +83,7 @@ PERSISTENT = [
     # provider, fault kind, what the failure must say (besides provider and endpoint)
     ("actionhub", "503-html", "HTTP 503: gave up after 3 attempts; last problem: HTTP 503 "
      "(503 Service Temporarily Unavailable"),
-    ("usercom", "429", "of its 1.5s budget and is asked to wait 1.0s more; last problem: "
+    ("usercom", "429", "of its 2.5s budget and is asked to wait 1.0s more; last problem: "
      "HTTP 429 (Request was throttled. Expected available in 1 second.). Raise "
      "UserComResource.rate_limit_budget_seconds to wait longer"),
     ("onesignal", "503-empty", "HTTP 503: gave up after 3 attempts"),
