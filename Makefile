@@ -39,7 +39,7 @@ $(LOWEST_STAMP): pyproject.toml
 
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_VENV)/bin/uv pip list --python $(LOWEST_VENV)/bin/python | grep -Ei \
-		'^(dagster|duckdb|filelock|numpy|pandas|psycopg2|pydantic |pytest|pyyaml|requests |tabulate|urllib3) '
+		'^(dagster[a-z-]*|duckdb|filelock|numpy|pandas|psycopg2-binary|pydantic|pytest[a-z-]*|pyyaml|requests|tabulate|urllib3) '
 	$(LOWEST_VENV)/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider
 
 bench: $(STAMP)
