@@ -26,8 +26,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow"
 
 # A lower bound in pyproject.toml must be a version the code works with: install each direct
-# dependency at the lowest version its bound allows (uv's lowest-direct resolution) and run
-# the fast tests on them.
+# dependency at the lowest version its bound allows (uv's lowest-direct resolution), run the
+# fast tests on them, and the linter at its lowest version.
 $(LOWEST_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
 	rm -rf $(LOWEST_VENV)
@@ -40,6 +40,8 @@ $(LOWEST_STAMP): pyproject.toml
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_VENV)/bin/uv pip list --python $(LOWEST_VENV)/bin/python | grep -Ei \
 		'^(dagster[a-z-]*|duckdb|filelock|numpy|pandas|psycopg2-binary|pydantic|pytest[a-z-]*|pyyaml|requests|tabulate|urllib3) '
+	$(LOWEST_VENV)/bin/ruff check --no-cache .
+	$(LOWEST_VENV)/bin/ruff format --no-cache --check .
 	$(LOWEST_VENV)/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider
 
 bench: $(STAMP)
