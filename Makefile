@@ -3,8 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The lowest versions pyproject.toml allows for every direct dependency, in a venv of their own.
+LOWEST_VENV := .venv-lowest
+LOWEST_STAMP := $(LOWEST_VENV)/.installed
 
-.PHONY: demo test test-fast bench lint format clean
+.PHONY: demo test test-fast test-lowest bench lint format clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -22,6 +25,25 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow"
 
+# A lower bound in pyproject.toml must be a version the code works with: install each direct
+# dependency at the lowest version its bound allows (uv's lowest-direct resolution), run the
+# fast tests on them, and the linter at its lowest version.
+$(LOWEST_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet 'uv>=0.5'
+	$(LOWEST_VENV)/bin/uv pip install --quiet --python $(LOWEST_VENV)/bin/python \
+		--resolution lowest-direct -e '.[dev]'
+	touch $(LOWEST_STAMP)
+
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST_VENV)/bin/uv pip list --python $(LOWEST_VENV)/bin/python | grep -Ei \
+		'^(dagster[a-z-]*|duckdb|filelock|numpy|pandas|psycopg2-binary|pydantic|pytest[a-z-]*|pyyaml|requests|tabulate|urllib3) '
+	$(LOWEST_VENV)/bin/ruff check --no-cache .
+	$(LOWEST_VENV)/bin/ruff format --no-cache --check .
+	$(LOWEST_VENV)/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider
+
 bench: $(STAMP)
 	$(PY) bench/detection_bench.py
 	$(PY) bench/snapshot_bench.py
@@ -35,4 +57,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache data .dagster_home
+	rm -rf $(VENV) $(LOWEST_VENV) .pytest_cache .ruff_cache data .dagster_home

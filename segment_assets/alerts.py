@@ -20,7 +20,10 @@ The JSON webhook receives (version 1)::
 
 ``drops`` lists at most ``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count``
 counts them all and ``truncated`` says whether some were left out. A vanished segment has
-``"vanished": true``, ``user_count`` and ``drop_pct`` null.
+``"vanished": true``, ``user_count`` and ``drop_pct`` null. Within a version fields may be
+added, never changed; :meth:`DropAlert.from_payload` (how the drop sensor reads back an alert
+it could not deliver yet) refuses a payload of another version with
+:class:`AlertPayloadError` instead of reading it as this one.
 """
 
 from __future__ import annotations
@@ -75,6 +78,21 @@ def _json_value(value: Any) -> Any:
 
 DROPS = "drops"
 SNAPSHOT_FAILED = "snapshot_failed"
+PAYLOAD_FIELDS = (
+    "version",
+    "asset",
+    "provider",
+    "account",
+    "partition",
+    "url",
+    "drops",
+    "drop_count",
+    "error_count",
+)
+
+
+class AlertPayloadError(ValueError):
+    """A payload this code cannot read back: another version, or fields of version 1 missing."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,25 @@ class DropAlert:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DropAlert:
+        """The alert a :meth:`payload` describes. Fields added later within the version are
+        ignored; a payload of another version, or without a field of this one, raises
+        :class:`AlertPayloadError`."""
+        version = payload.get("version")
+        if version is None:
+            raise AlertPayloadError("the alert payload has no version")
+        if type(version) is not int or version != PAYLOAD_VERSION:
+            raise AlertPayloadError(
+                f"the alert payload has version {version!r}, and this code reads version "
+                f"{PAYLOAD_VERSION} only"
+            )
+        missing = [name for name in PAYLOAD_FIELDS if name not in payload]
+        if missing:
+            raise AlertPayloadError(
+                f"the version {PAYLOAD_VERSION} alert payload lacks {', '.join(missing)}"
+            )
+        kind = payload.get("kind", DROPS)  # payloads from before snapshot_failed have no kind
+        if kind not in (DROPS, SNAPSHOT_FAILED):
+            raise AlertPayloadError(f"the alert payload has an unknown kind {kind!r}")
         drops = tuple(payload["drops"])
         return cls(
             asset=payload["asset"],

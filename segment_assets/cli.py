@@ -9,8 +9,10 @@ environment, runs recorded in ``$DAGSTER_HOME`` when it is set, else in a throwa
 instance). ``drops`` reads the stored history and prints the drops found for the day.
 
 Exit codes: 0 ok, 1 drops found (``drops`` only), 2 usage or configuration error (bad
-arguments, missing variable, a bad accounts file, unusable DuckDB path, partition too old),
-3 a provider, an account or the run failed (the accounts that succeeded are stored).
+arguments, a date that is not a partition, a missing variable, a bad accounts file, an
+unusable DuckDB path, a partition too old), 3 a provider, an account or the run failed (the
+accounts that succeeded are stored). Only these errors are mapped: anything else is a bug
+and stays a traceback, with Python's exit code 1.
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ from collections.abc import Sequence
 import dagster as dg
 
 from segment_assets.providers import schema
+from segment_assets.resources import ConfigurationError
+from segment_assets.storage import StorageError
 
 OK, DROPS_FOUND, USAGE_ERROR, RUN_FAILED = 0, 1, 2, 3
-# Failures the user fixes by changing a setting or an argument, not by retrying later.
-CONFIG_ERRORS = frozenset(
-    {
-        "ConfigurationError",
-        "StorageError",
-        "LatePartitionError",
-        "DagsterInvalidConfigError",
-        "DagsterInvalidInvocationError",
-    }
+# Raised before a run starts by a setting the user fixes (the accounts file, a variable that
+# is not set or not usable, the DuckDB path): exit 2 with the message.
+SETTING_ERRORS: tuple[type[Exception], ...] = (
+    ConfigurationError,
+    StorageError,
+    dg.DagsterInvalidConfigError,  # a resource's variable that is not set
 )
+# Step failures that a setting or an argument fixes, not a retry later (by class name: the
+# run reports its errors serialised).
+STEP_SETTING_ERRORS = frozenset({"ConfigurationError", "StorageError", "LatePartitionError"})
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -97,6 +101,16 @@ def snapshot(
     from segment_assets.definitions import defs
 
     keys = [dg.AssetKey(f"{p}_segments") for p in providers]
+    partitions = defs.resolve_assets_def(keys[0]).partitions_def
+    assert partitions is not None, "the provider assets are daily-partitioned"
+    if not partitions.has_partition_key(day.isoformat()):
+        print(
+            f"error: {day} is not a partition: the daily partitions run from "
+            f"{partitions.get_first_partition_key()} (SEGMENT_ASSETS_START_DATE) to "
+            f"{partitions.get_last_partition_key()}, the last UTC day that has ended",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
     op_config = {"allow_late_partition": allow_late, "refetch_all": refetch_all}
     run_config = {
         "ops": {k.path[-1]: {"config": op_config} for k in keys},
@@ -134,7 +148,7 @@ def snapshot(
     errors = step_errors(result)
     for step, cls_name, message in errors:
         print(f"error: {step}: {message} ({cls_name})", file=sys.stderr)
-    if errors and all(cls_name in CONFIG_ERRORS for _, cls_name, _ in errors):
+    if errors and all(cls_name in STEP_SETTING_ERRORS for _, cls_name, _ in errors):
         return USAGE_ERROR
     return RUN_FAILED
 
@@ -165,8 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "snapshot":
             return snapshot(args.date, providers, args.allow_late, args.refetch_all)
         return drops(args.date, providers)
-    except Exception as exc:  # configuration read before any run starts
-        if type(exc).__name__ in CONFIG_ERRORS or isinstance(exc, ValueError):
-            print(f"error: {exc}", file=sys.stderr)
-            return USAGE_ERROR
-        raise
+    except SETTING_ERRORS as exc:
+        for line in setting_error_lines(exc):
+            print(f"error: {line}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def setting_error_lines(exc: Exception) -> list[str]:
+    """What to fix, one line a problem: Dagster's config errors without their stack traces."""
+    if not isinstance(exc, dg.DagsterInvalidConfigError):
+        return [str(exc)]
+    lines = []
+    for error in exc.errors:
+        cause = getattr(error.error_data, "message", None)  # a failed post-processing step
+        text = cause.strip() if isinstance(cause, str) else error.message
+        lines.append(re.sub(r"^[\w.]*Error: ", "", text))
+    return lines

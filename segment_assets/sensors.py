@@ -15,8 +15,10 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
 
 The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
 <partition>|<account>[|snapshot_failed]": {"alert": <payload>, "channels": [...]}}}``. A
-tick stops early, keeping its place, when it nears Dagster's 60 s limit or DuckDB stays
-locked by a writer.
+cursor of another version, or one that does not have this shape, fails the tick with a
+message that says how to start over (:class:`CursorError`): it is never read as something
+else. A tick stops early, keeping its place, when it nears Dagster's 60 s limit or DuckDB
+stays locked by a writer.
 """
 
 import datetime as dt
@@ -28,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import dagster as dg
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from segment_assets.alerts import DropAlert, DropAlerts, log_text
+from segment_assets.alerts import AlertPayloadError, DropAlert, DropAlerts, log_text
 from segment_assets.assets import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.drops import PROVIDER_TABLES, flag_drops_by_table
 from segment_assets.storage import StorageError, database_path
@@ -42,6 +45,32 @@ LOCK_WAIT_SECONDS = 10.0
 BATCH_SIZE = 50
 
 
+class CursorError(ValueError):
+    """A stored cursor this code cannot read: another version, or not the shape it writes."""
+
+
+class _PendingShape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alert: dict[str, Any]
+    channels: list[str]
+
+
+class _CursorShape(BaseModel):
+    """What a version-1 cursor holds (the version is checked before)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int
+    after: dict[str, int] = {}
+    pending: dict[str, _PendingShape] = {}
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'the cursor'}: {e['msg']}"
+        for e in error.errors()
+    )
+
+
 @dataclass
 class DropSensorCursor:
     """Where the sensor is: the last storage id seen per asset, and undelivered alerts."""
@@ -51,16 +80,54 @@ class DropSensorCursor:
 
     @classmethod
     def parse(cls, raw: str | None) -> Self:
+        """The cursor the sensor stored; none yet is an empty one. Raises
+        :class:`CursorError` for a cursor of another version or shape, and for an
+        undelivered alert this code cannot read."""
         if not raw:
             return cls()
-        data = json.loads(raw)
-        return cls(after=dict(data.get("after", {})), pending=dict(data.get("pending", {})))
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise CursorError(f"the cursor is not JSON ({exc})") from None
+        version = data.get("version") if isinstance(data, dict) else None
+        if version is None:
+            raise CursorError("the cursor has no version")
+        if type(version) is not int or version != CURSOR_VERSION:
+            raise CursorError(
+                f"the cursor has version {version!r}, and this code reads version "
+                f"{CURSOR_VERSION} only (was it written by another release?)"
+            )
+        try:
+            shape = _CursorShape.model_validate(data)
+        except ValidationError as exc:
+            raise CursorError(
+                f"the cursor is not what this code writes: {_problems(exc)}"
+            ) from None
+        for key, entry in shape.pending.items():
+            try:
+                DropAlert.from_payload(entry.alert)
+            except AlertPayloadError as exc:
+                raise CursorError(f"the undelivered alert {key}: {exc}") from None
+        return cls(
+            after=dict(shape.after),
+            pending={key: entry.model_dump() for key, entry in shape.pending.items()},
+        )
 
     def serialize(self) -> str:
         return json.dumps(
             {"version": CURSOR_VERSION, "after": self.after, "pending": self.pending},
             sort_keys=True,
         )
+
+
+def start_over_hint(sensor_name: str, max_age_days: int) -> str:
+    """What to do with a cursor the sensor cannot read."""
+    return (
+        f"To start over, delete the cursor: `dagster sensor cursor {sensor_name} --delete`, "
+        "or clear it on the sensor's page in the Dagster UI. The sensor then reads the "
+        f"stored materialisations from the beginning and alerts again for partitions up to "
+        f"{max_age_days} days old"
+    )
 
 
 @dataclass
@@ -285,6 +352,11 @@ def build_drop_sensor(
         context: dg.SensorEvaluationContext, alerts: DropAlerts
     ) -> dg.SensorResult:
         started = time.monotonic()
+        try:
+            cursor = DropSensorCursor.parse(context.cursor)
+        except CursorError as exc:
+            hint = start_over_hint(name, max_partition_age_days)
+            raise CursorError(f"{name} cannot read its cursor: {exc}. {hint}") from None
         tick = DropSensorTick(
             instance=context.instance,
             alerts=alerts,
@@ -294,7 +366,7 @@ def build_drop_sensor(
             max_age_days=max_partition_age_days,
             out_of_time=lambda: time.monotonic() - started > TICK_BUDGET_SECONDS,
         )
-        cursor = tick.run(DropSensorCursor.parse(context.cursor))
+        cursor = tick.run(cursor)
         return dg.SensorResult(skip_reason=tick.report.text(), cursor=cursor.serialize())
 
     return segment_drop_sensor

@@ -48,27 +48,18 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 def emulator_env(emu: EmulatorServer) -> dict[str, str]:
-    """The environment a user would set to point segment_assets at this emulator."""
-    from segment_assets.emulator.config import (
-        DEMO_ACTIONHUB_KEY,
-        DEMO_ACTIONHUB_PROGRAMS,
-        DEMO_ONESIGNAL_APPS,
-        DEMO_USERCOM_KEY,
-        DEMO_USERCOM_SUBDOMAIN,
-    )
-
-    cfg = emu.state.config if hasattr(emu.state, "config") else None
-    ah = cfg.actionhub[0] if cfg else None
-    uc = cfg.usercom[0] if cfg else None
-    os_app = cfg.onesignal[0] if cfg else None
+    """The environment a user would set to point segment_assets at this emulator: the
+    credentials of its first account of each provider."""
+    config = emu.state.config
+    actionhub, usercom, onesignal = config.actionhub[0], config.usercom[0], config.onesignal[0]
     return {
-        "ACTIONHUB_API_KEY": ah.api_key if ah else DEMO_ACTIONHUB_KEY,
-        "ACTIONHUB_PROGRAM_ID": ah.program_id if ah else DEMO_ACTIONHUB_PROGRAMS[0],
+        "ACTIONHUB_API_KEY": actionhub.api_key,
+        "ACTIONHUB_PROGRAM_ID": actionhub.program_id,
         "ACTIONHUB_BASE_URL": emu.base_url("actionhub"),
-        "USERCOM_API_KEY": uc.api_key if uc else DEMO_USERCOM_KEY,
-        "USERCOM_BASE_URL": emu.base_url("usercom", uc.subdomain if uc else DEMO_USERCOM_SUBDOMAIN),
-        "ONESIGNAL_API_KEY": os_app.api_key if os_app else next(iter(DEMO_ONESIGNAL_APPS.values())),
-        "ONESIGNAL_APP_ID": os_app.app_id if os_app else next(iter(DEMO_ONESIGNAL_APPS)),
+        "USERCOM_API_KEY": usercom.api_key,
+        "USERCOM_BASE_URL": emu.base_url("usercom", usercom.subdomain),
+        "ONESIGNAL_API_KEY": onesignal.api_key,
+        "ONESIGNAL_APP_ID": onesignal.app_id,
         "ONESIGNAL_BASE_URL": emu.base_url("onesignal"),
         # the emulator has no rate limit unless a test sets one: go fast
         "ACTIONHUB_MAX_RPS": "1000",

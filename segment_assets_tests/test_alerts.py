@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+import pytest
 
 from segment_assets.alerts import (
     MAX_DROPS_PER_ALERT,
+    PAYLOAD_VERSION,
     SLACK_LINES,
+    AlertPayloadError,
     DropAlert,
     DropAlerts,
     alerts_from_env,
@@ -178,3 +181,30 @@ def test_an_alert_names_its_account_in_words_and_a_failed_account_gets_its_own(r
     assert hooks[1]["error"].endswith("Check OS_KEY")
     assert (hooks[1]["drop_count"], hooks[1]["drops"]) == (0, [])
     assert DropAlert.from_payload(hooks[1]) == failed
+
+
+def test_a_payload_of_another_version_is_refused_not_misread():
+    message = alert(drops())
+    payload = message.payload()
+    assert payload["version"] == PAYLOAD_VERSION == 1
+
+    later = {**payload, "version": 2, "drops": {"ERROR": payload["drops"]}}
+    with pytest.raises(AlertPayloadError, match="has version 2, and this code reads version 1"):
+        DropAlert.from_payload(later)
+    unversioned = {k: v for k, v in payload.items() if k != "version"}
+    with pytest.raises(AlertPayloadError, match="has no version"):
+        DropAlert.from_payload(unversioned)
+    cut = {k: v for k, v in payload.items() if k not in ("drop_count", "url")}
+    with pytest.raises(AlertPayloadError, match="version 1 alert payload lacks url, drop_count"):
+        DropAlert.from_payload(cut)
+    with pytest.raises(AlertPayloadError, match="unknown kind 'recovered'"):
+        DropAlert.from_payload({**payload, "kind": "recovered"})
+
+
+def test_a_version_1_payload_with_fields_added_later_or_from_before_kind_still_reads():
+    message = alert(drops())
+    payload = message.payload()
+    assert DropAlert.from_payload({**payload, "runbook": "https://wiki/drops"}) == message
+    # The first version-1 payloads had neither ``kind`` nor ``account_name``.
+    first = {k: v for k, v in payload.items() if k not in ("kind", "account_name")}
+    assert DropAlert.from_payload(first) == message

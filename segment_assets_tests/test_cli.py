@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import textwrap
 
 import dagster as dg
 import duckdb
@@ -85,6 +86,59 @@ def test_a_missing_variable_or_a_bad_argument_exits_2(env):
         with pytest.raises(SystemExit) as exited:
             main(bad)
         assert exited.value.code == USAGE_ERROR
+
+
+def test_an_unset_variable_or_a_day_that_is_not_a_partition_exits_2_saying_what_to_fix(
+    env, monkeypatch, capsys
+):
+    monkeypatch.delenv("ACTIONHUB_API_KEY")
+    unset = run("snapshot", "--date", YESTERDAY.isoformat(), "--provider", "actionhub")
+    assert unset.returncode == USAGE_ERROR
+    assert unset.stderr.startswith('error: You have attempted to fetch the environment variable '
+                                   '"ACTIONHUB_API_KEY" which is not set.')  # fmt: skip
+    assert "Traceback" not in unset.stderr and "Stack Trace" not in unset.stderr
+
+    today = YESTERDAY + dt.timedelta(days=1)
+    for day in (dt.date(2024, 12, 31), today):
+        assert main(["snapshot", "--date", day.isoformat(), "--provider", "usercom"]) == (
+            USAGE_ERROR
+        )
+        assert capsys.readouterr().err == (
+            f"error: {day} is not a partition: the daily partitions run from 2025-01-01 "
+            f"(SEGMENT_ASSETS_START_DATE) to {YESTERDAY}, the last UTC day that has ended\n"
+        )
+
+
+# ``python -m segment_assets`` with one function of the detector broken, as a bug would.
+WITH_A_BUG = textwrap.dedent(
+    """
+    import sys
+
+    import segment_assets.drops
+    from segment_assets.cli import main
+
+
+    def flag_drops(*args, **kwargs):
+        raise ValueError("a bug in the detector")
+
+
+    segment_assets.drops.flag_drops = flag_drops
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_a_bug_stays_a_traceback_with_exit_1_not_a_usage_error(env):
+    done = subprocess.run(
+        [sys.executable, "-c", WITH_A_BUG, "drops", "--date", YESTERDAY.isoformat()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last):")
+    assert done.stderr.rstrip().endswith("ValueError: a bug in the detector")
+    assert "error:" not in done.stderr
 
 
 def test_drops_exits_1_and_names_the_segment_that_fell(env, emulator, resources, duckdb_path):

@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import dagster as dg
 import pandas as pd
 import pytest
 
 from segment_assets import drops
-from segment_assets.alerts import DropAlerts
+from segment_assets.alerts import DropAlert, DropAlerts
 from segment_assets.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
 from segment_assets.providers import schema
-from segment_assets.sensors import DropSensorCursor, DropSensorTick, segment_drop_sensor
+from segment_assets.sensors import (
+    CursorError,
+    DropSensorCursor,
+    DropSensorTick,
+    segment_drop_sensor,
+)
 from segment_assets.storage import connect
 
 from .conftest import YESTERDAY
-from .drop_story import APP_ID, ASSET, days, largest_segments, small_config, snapshot, write_history
+from .drop_story import (
+    APP_ID,
+    ASSET,
+    ERROR_DROP,
+    days,
+    drop_frame,
+    largest_segments,
+    small_config,
+    snapshot,
+    write_history,
+)
 from .webhook_receiver import Receiver, free_port
 
 SLACK_PATH = "/services/T0000/B0000/slack-secret-part"
@@ -339,3 +355,80 @@ def test_the_drops_of_several_tables_split_per_table_are_each_tables_own(duckdb_
     dropped = together["onesignal_segments"].iloc[0]
     assert (dropped["segment_id"], dropped["severity"]) == ("seg-5", "ERROR")
     assert dropped["before"] > 5 * dropped["user_count"]  # its last count before the day
+
+
+# -- a cursor the sensor cannot read -------------------------------------------------------
+
+
+def test_a_cursor_of_another_version_fails_the_tick_and_says_how_to_start_over(
+    instance, duckdb_path, receiver
+):
+    write_steady_store(duckdb_path, YESTERDAY)
+    for table in PROVIDER_TABLES:
+        report(instance, table, YESTERDAY)
+    alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK_PATH))
+    # What a later release might store: its positions under names this code does not know.
+    later = json.dumps({"version": 2, "positions": {"onesignal_segments": [12, 40]}})
+
+    context = dg.build_sensor_context(instance=instance, cursor=later, resources={"alerts": alerts})
+    with pytest.raises(CursorError) as failed:
+        segment_drop_sensor(context)
+    message = str(failed.value)
+    assert message.startswith(
+        "segment_drop_sensor cannot read its cursor: the cursor has version 2, and this code "
+        "reads version 1 only"
+    )
+    assert "`dagster sensor cursor segment_drop_sensor --delete`" in message
+    assert "alerts again for partitions up to 2 days old" in message
+    assert not receiver.requests  # nothing was judged from a misread cursor
+
+    # Deleted as the message says, the cursor starts over and the day's drops are alerted.
+    restarted = tick(instance, None, alerts)
+    assert "3 new partition(s), 2 alert(s)" in restarted.skip_reason.skip_message
+    assert DropSensorCursor.parse(restarted.cursor).after.keys() == set(PROVIDER_TABLES)
+
+
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        ('{"after": {"onesignal_segments": 12}', "the cursor is not JSON"),
+        ("12", "the cursor has no version"),
+        ('{"after": {"onesignal_segments": 12}}', "the cursor has no version"),
+        ('{"version": "1", "after": {}}', "the cursor has version '1'"),
+        (
+            '{"version": 1, "after": {"onesignal_segments": "last week"}}',
+            "after.onesignal_segments: Input should be a valid integer",
+        ),
+        (
+            '{"version": 1, "after": {}, "pending": {"k": {"channels": ["slack"]}}}',
+            "pending.k.alert: Field required",
+        ),
+        ('{"version": 1, "afterwards": {}}', "afterwards: Extra inputs are not permitted"),
+    ],
+)
+def test_a_cursor_that_is_not_what_the_sensor_writes_is_refused_naming_the_problem(
+    stored: str, problem: str
+):
+    with pytest.raises(CursorError, match=re.escape(problem)):
+        DropSensorCursor.parse(stored)
+
+
+def test_an_undelivered_alert_of_another_payload_version_is_refused_not_resent(
+    instance, duckdb_path, receiver
+):
+    waiting = DropAlert.from_drops(
+        ASSET, YESTERDAY.isoformat(), drop_frame(ERROR_DROP), "http://dagster.example"
+    )
+    cursor = DropSensorCursor(pending={waiting.key: {"alert": waiting.payload(), "channels": []}})
+    assert DropSensorCursor.parse(cursor.serialize()) == cursor  # what it writes, it reads
+    cursor.pending[waiting.key]["alert"]["version"] = 3
+    cursor.pending[waiting.key]["channels"] = ["webhook"]
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor.serialize(),
+        resources={"alerts": DropAlerts(alert_webhook_url=receiver.url(HOOK_PATH))},
+    )
+    with pytest.raises(CursorError, match=f"the undelivered alert {waiting.key}: the alert "
+                       "payload has version 3, and this code reads version 1 only"):  # fmt: skip
+        segment_drop_sensor(context)
+    assert not receiver.requests
