@@ -58,8 +58,10 @@ class ProviderError(RuntimeError):
         status: int | None = None,
         vendor_message: str | None = None,
         hint: str | None = None,
+        body: Any = None,
     ) -> None:
         self.provider = provider
+        self.body = body  # a 4xx answer's JSON (scrubbed), for callers that read its shape
         self.endpoint = endpoint
         self.status = status
         self.vendor_message = vendor_message
@@ -211,6 +213,13 @@ def vendor_message(response: requests.Response, limit: int = 300) -> str | None:
     plain = re.sub(r"<[^>]+>", " ", text)
     plain = re.sub(r"\s+", " ", plain).strip()
     return plain[:limit] or None
+
+
+def json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -398,6 +407,7 @@ class ProviderHTTP:
                 "request rejected",
                 status=status,
                 vendor_message=vendor_message(response),
+                body=json_or_none(self.scrub(response.text or "")),
             )
         if status >= 300:
             raise self._error(ProviderResponseError, endpoint, "unexpected redirect", status=status)
