@@ -12,6 +12,8 @@ through the real clients, the emulator and Dagster runs.
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from typing import Any
 
 import dagster as dg
@@ -20,6 +22,7 @@ import pandas as pd
 import pytest
 
 from segment_assets.assets import ACCOUNTS_CHECK, DAILY
+from segment_assets.cli import OK, RUN_FAILED
 from segment_assets.emulator import EmulatorConfig
 from segment_assets.storage import SCHEMA, io_manager
 
@@ -423,3 +426,31 @@ def test_a_table_made_before_the_problem_column_gains_it_on_the_next_write(
     assert list(frame.columns)[-1] == "problem"
     by_day = frame.groupby(frame["snapshot_date"].dt.date)["problem"].count()
     assert by_day.to_dict() == {DAY_BEFORE: 0, YESTERDAY: 1}
+
+
+@pytest.mark.slow
+def test_the_command_line_exits_3_for_a_shrunk_account_until_told_and_warns_of_bad_records(
+    emulator, fast, instance, duckdb_path
+):
+    assert materialize(fast, instance, YESTERDAY, ["onesignal"]).success
+    emulator.state.set_faults("onesignal", empty_listing=True)
+    target = bad_target(emulator, "usercom")
+    emulator.state.set_faults("usercom", bad_record="negative-count", bad_record_id=target)
+    command = [sys.executable, "-m", "segment_assets", "snapshot", "--date",
+               YESTERDAY.isoformat(), "--provider", "onesignal",
+               "--provider", "usercom"]  # fmt: skip
+
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    accepted = subprocess.run(
+        [*command, "--accept-shrunk"], capture_output=True, text=True, timeout=120
+    )
+
+    assert refused.returncode == RUN_FAILED, refused.stderr
+    assert f"listed 0 segment(s) where its latest stored day ({YESTERDAY}) had 11" in refused.stderr
+    assert accepted.returncode == OK, accepted.stderr
+    assert stored(duckdb_path, "onesignal", YESTERDAY).empty  # the deletion was accepted
+    for done in (refused, accepted):
+        assert "usercom_segments all_accounts_snapshotted: FAILED (WARN)" in done.stdout
+        assert "warning: usercom_segments: All 1 account(s) snapshotted; 1 segment(s)" in (
+            done.stderr
+        )
