@@ -37,7 +37,7 @@ class FieldProblem:
     permitted: tuple[str, ...] = ()
 
 
-def _json(text: str) -> Any:
+def json_body(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
@@ -49,7 +49,7 @@ def vendor_message(text: str | None, limit: int = 300) -> str | None:
     else the text with HTML tags removed, cut to ``limit`` characters."""
     if not text or not text.strip():
         return None
-    body = _json(text)
+    body = json_body(text)
     if isinstance(body, dict):
         for key in ("detail", "errors", "error", "message"):
             value = body.get(key)
@@ -74,7 +74,7 @@ def field_problems(text: str | None) -> tuple[FieldProblem, ...]:
     """FastAPI/pydantic validation errors (``{"detail": [{"loc", "msg", "input", "ctx"}]}``)
     as one problem per parameter; the permitted values come from ``ctx.expected`` or, when
     it is absent, from the quoted words of ``msg`` ("Input should be 'a', 'b' or 'c'")."""
-    body = _json(text or "")
+    body = json_body(text or "")
     detail = body.get("detail") if isinstance(body, dict) else None
     if not isinstance(detail, list):
         return ()

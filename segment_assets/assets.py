@@ -19,9 +19,14 @@ from pydantic import Field
 from segment_assets import drops
 from segment_assets.locks import account_lock
 from segment_assets.providers import schema
-from segment_assets.resources import ProviderResource
-from segment_assets.snapshot import Snapshot, take_snapshot
-from segment_assets.storage import database_path, read_partition
+from segment_assets.resources import ConfigurationError, ProviderResource
+from segment_assets.snapshot import ShrinkGuard, Snapshot, take_snapshot
+from segment_assets.storage import (
+    EMPTY_DAY_ACCEPTED,
+    database_path,
+    latest_stored_counts,
+    read_partition,
+)
 
 DEFAULT_START_DATE = "2025-01-01"
 START_DATE_ENV = "SEGMENT_ASSETS_START_DATE"
@@ -58,6 +63,30 @@ class SnapshotConfig(dg.Config):
         description="Fetch every account again even when the stored day lacks only some "
         "(by default a re-run fetches just the accounts an earlier run failed for).",
     )
+    accept_shrunk_accounts: bool = Field(
+        default=False,
+        description="Store an account's snapshot even when it lists far fewer segments than "
+        "its latest stored day (see shrink_min_segments and shrink_max_lost_share): for a "
+        "real mass deletion. Without it such an account fails and keeps its stored rows.",
+    )
+    shrink_min_segments: int = Field(
+        default=10,
+        description="An account whose latest stored day had at least this many segments fails "
+        "when more than shrink_max_lost_share of them are gone (one that lists none fails "
+        "whatever it had).",
+    )
+    shrink_max_lost_share: float = Field(
+        default=0.5,
+        description="The share of an account's segments (0 to 1) that may be gone from one "
+        "snapshot to the next before the snapshot is refused as shrunk.",
+    )
+
+    def shrink_guard(self) -> ShrinkGuard:
+        return ShrinkGuard(
+            min_segments=self.shrink_min_segments,
+            max_lost_share=self.shrink_max_lost_share,
+            accept=self.accept_shrunk_accounts,
+        )
 
 
 class LatePartitionError(ValueError):
@@ -112,11 +141,13 @@ def snapshot_metadata(frame: pd.DataFrame) -> dict[str, object]:
         "segments": len(frame),
         "total_users": int(counts.sum(skipna=True)),
         "uncountable_segments": int(counts.isna().sum()),
+        "problem_segments": len(schema.problem_rows(frame)),
         "largest_segments": dg.MetadataValue.md(preview if len(largest) else "_no segments_"),
     }
 
 
-PROVIDER_LABELS = {"actionhub": "ActionHub", "usercom": "User.com", "onesignal": "OneSignal"}
+PROVIDER_LABELS = schema.LABELS
+PROBLEM_ROWS_SHOWN = 20
 
 
 ACCOUNTS_CHECK = "all_accounts_snapshotted"
@@ -156,26 +187,63 @@ def accounts_metadata(snap: Snapshot) -> dict[str, object]:
 
 
 def accounts_check(snap: Snapshot) -> dg.AssetCheckResult:
-    """Passes when every account was snapshotted; fails (ERROR) naming each that was not."""
+    """Passes when every account was snapshotted whole; fails with ERROR naming each account
+    that was not, else with WARN naming the segments stored with a problem (a count that
+    could not be trusted, repaired text)."""
     failed = snap.failed
-    if not failed:
+    problems = schema.problem_rows(snap.frame)
+    metadata: dict[str, object] = {
+        "failed_accounts": len(failed),
+        "problem_segments": len(problems),
+    }
+    if len(problems):
+        metadata["problems"] = dg.MetadataValue.md(problems_markdown(problems))
+    if not failed and problems.empty:
         return dg.AssetCheckResult(
             check_name=ACCOUNTS_CHECK,
             passed=True,
             description=f"All {len(snap.outcomes)} account(s) snapshotted.",
-            metadata={"failed_accounts": 0},
+            metadata=metadata,
+        )
+    if not failed:
+        first = problems.iloc[0]
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        return dg.AssetCheckResult(
+            check_name=ACCOUNTS_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"All {len(snap.outcomes)} account(s) snapshotted; {len(problems)} "
+            f"segment(s) stored with a problem (every other segment stored): "
+            f"{PROVIDER_LABELS.get(first['provider'], first['provider'])} {first['account']}, "
+            f"segment {first['segment_id']} ({first['segment_name']!r}): {first['problem']}{more}",
+            metadata=metadata,
         )
     lines = [f"{o.resource.describe()}: {o.error}" for o in failed]
+    metadata["failures"] = dg.MetadataValue.md("\n".join(f"- {line}" for line in lines))
     return dg.AssetCheckResult(
         check_name=ACCOUNTS_CHECK,
         passed=False,
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"{len(failed)} of {len(snap.outcomes)} account(s) failed: " + "; ".join(lines),
-        metadata={
-            "failed_accounts": len(failed),
-            "failures": dg.MetadataValue.md("\n".join(f"- {line}" for line in lines)),
-        },
+        metadata=metadata,
     )
+
+
+def problems_markdown(problems: pd.DataFrame) -> str:
+    """The first :data:`PROBLEM_ROWS_SHOWN` problem rows as a table."""
+    shown = problems.head(PROBLEM_ROWS_SHOWN)
+    table = pd.DataFrame(
+        {
+            "account": shown["account"].astype(str),
+            "segment": [
+                f"{n} ({i})"
+                for n, i in zip(shown["segment_name"], shown["segment_id"], strict=True)
+            ],
+            "problem": shown["problem"],
+        }
+    ).to_markdown(index=False)
+    more = len(problems) - len(shown)
+    return table + (f"\n\n…and {more} more" if more > 0 else "")
 
 
 def accounts_check_spec(table: str, label: str) -> dg.AssetCheckSpec:
@@ -230,6 +298,10 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
                 database, provider, account.account(), account.describe(), context.log
             )
 
+        try:
+            guard = config.shrink_guard()
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         snap = take_snapshot(
             provider,
             accounts,
@@ -238,13 +310,17 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
             refetch_all=config.refetch_all,
             lock=lock,
             log=context.log,
+            latest=latest_stored_counts(database, table, day),
+            guard=guard,
         )
         frame = snap.frame
         context.log.info(
             f"{label}: {len(frame)} segments for {day} in {len(accounts)} account(s), "
             f"{int(frame['user_count'].sum(skipna=True)):,} users in total"
         )
-        yield dg.Output(frame, metadata={**snapshot_metadata(frame), **accounts_metadata(snap)})
+        metadata = {**snapshot_metadata(frame), **accounts_metadata(snap)}
+        metadata[EMPTY_DAY_ACCEPTED] = len(snap.accepted_shrinks)
+        yield dg.Output(frame, metadata=metadata)
         yield accounts_check(snap)
 
     return provider_segments

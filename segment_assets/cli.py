@@ -1,7 +1,7 @@
 """Command line for scripts and cron: the same assets and drop detector as the UI.
 
     python -m segment_assets snapshot --date 2026-03-14 [--provider onesignal] [--allow-late]
-                                      [--refetch-all]
+                                      [--refetch-all] [--accept-shrunk]
     python -m segment_assets drops --date 2026-03-14 [--provider usercom]
 
 ``snapshot`` materialises the partition with the real definitions (resources from the
@@ -76,6 +76,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                 action="store_true",
                 help="fetch every account again, even when the stored day lacks only some",
             )
+            command.add_argument(
+                "--accept-shrunk",
+                action="store_true",
+                help="store accounts that list far fewer segments than their latest stored "
+                "day (a real mass deletion)",
+            )
     return parser.parse_args(argv)
 
 
@@ -95,7 +101,11 @@ def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, str]]
 
 
 def snapshot(
-    day: dt.date, providers: Sequence[str], allow_late: bool, refetch_all: bool = False
+    day: dt.date,
+    providers: Sequence[str],
+    allow_late: bool,
+    refetch_all: bool = False,
+    accept_shrunk: bool = False,
 ) -> int:
     from segment_assets.assets import ACCOUNTS_CHECK
     from segment_assets.definitions import defs
@@ -111,7 +121,11 @@ def snapshot(
             file=sys.stderr,
         )
         return USAGE_ERROR
-    op_config = {"allow_late_partition": allow_late, "refetch_all": refetch_all}
+    op_config = {
+        "allow_late_partition": allow_late,
+        "refetch_all": refetch_all,
+        "accept_shrunk_accounts": accept_shrunk,
+    }
     run_config = {
         "ops": {k.path[-1]: {"config": op_config} for k in keys},
         # INFO shows the assets' own messages (progress, counts), not Dagster's event stream
@@ -137,9 +151,13 @@ def snapshot(
             )
     accounts_failed = False
     for evaluation in result.get_asset_check_evaluations():
-        state = "passed" if evaluation.passed else "FAILED"
+        warn = evaluation.severity == dg.AssetCheckSeverity.WARN
+        state = "passed" if evaluation.passed else "FAILED (WARN)" if warn else "FAILED"
         print(f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {state}")
-        if evaluation.check_name == ACCOUNTS_CHECK and not evaluation.passed:
+        if evaluation.check_name == ACCOUNTS_CHECK and not evaluation.passed and warn:
+            print(f"warning: {evaluation.asset_key.to_user_string()}: {evaluation.description}",
+                  file=sys.stderr)  # fmt: skip
+        elif evaluation.check_name == ACCOUNTS_CHECK and not evaluation.passed:
             accounts_failed = True
             print(f"error: {evaluation.asset_key.to_user_string()}: {evaluation.description}",
                   file=sys.stderr)  # fmt: skip
@@ -177,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     providers = args.provider or list(schema.PROVIDERS)
     try:
         if args.command == "snapshot":
-            return snapshot(args.date, providers, args.allow_late, args.refetch_all)
+            return snapshot(
+                args.date, providers, args.allow_late, args.refetch_all, args.accept_shrunk
+            )
         return drops(args.date, providers)
     except SETTING_ERRORS as exc:
         for line in setting_error_lines(exc):

@@ -3,6 +3,8 @@ one has scrubbed it of every credential it holds."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from segment_assets.answers import FieldProblem
 
 
@@ -19,8 +21,10 @@ class ProviderError(RuntimeError):
         vendor_message: str | None = None,
         hint: str | None = None,
         problems: tuple[FieldProblem, ...] = (),
+        body: Any = None,
     ) -> None:
         self.provider = provider
+        self.body = body  # a 4xx answer's JSON (scrubbed), for callers that read its shape
         self.endpoint = endpoint
         self.status = status
         self.vendor_message = vendor_message

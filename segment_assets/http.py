@@ -381,6 +381,7 @@ class ProviderHTTP:
                     )
                     for p in answers.field_problems(text)
                 ),
+                body=answers.json_body(self.scrub(text or "")),
             )
         if status >= 300:
             raise self.error(ProviderResponseError, endpoint, "unexpected redirect", status=status)

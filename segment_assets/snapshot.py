@@ -13,6 +13,11 @@ Which accounts a run fetches (:func:`accounts_to_fetch`): when the stored partit
 some configured accounts — an earlier run failed for them — only those, so a re-run repairs
 what failed and keeps what succeeded; otherwise (first run, or every account stored) all of
 them, so re-running a complete day takes its snapshot again. ``refetch_all`` forces all.
+
+An account whose snapshot lists far fewer segments than its latest stored day (all gone, or
+more than a share of at least some — :class:`ShrinkGuard`) fails like any failed account,
+saying how many were expected, unless the run accepts it: an answer that lost the segments
+never replaces a stored day on its own.
 """
 
 from __future__ import annotations
@@ -38,6 +43,65 @@ class SnapshotError(RuntimeError):
     """Every account this run fetched failed; the message lists each one's error."""
 
 
+class ShrunkSnapshotError(RuntimeError):
+    """An account listed far fewer segments than its latest stored day; nothing stored."""
+
+
+@dataclass(frozen=True)
+class ShrinkGuard:
+    """When a snapshot lists so few segments that it is more likely an answer that lost
+    them than a real mass deletion.
+
+    A snapshot is *shrunk* when the account's latest stored day had segments and it lists
+    none, or when that day had at least ``min_segments`` and more than ``max_lost_share``
+    of them are gone. ``accept`` stores it anyway (a real deletion).
+    """
+
+    min_segments: int = 10
+    max_lost_share: float = 0.5
+    accept: bool = False
+
+    def __post_init__(self) -> None:
+        if self.min_segments < 1:
+            raise ValueError(f"shrink_min_segments must be at least 1, got {self.min_segments}")
+        if not 0 <= self.max_lost_share < 1:
+            raise ValueError(
+                f"shrink_max_lost_share must be at least 0 and below 1, got {self.max_lost_share}"
+            )
+
+    def shrunk(self, found: int, expected: int) -> bool:
+        if expected <= 0 or found >= expected:
+            return False
+        if found == 0:
+            return True
+        return expected >= self.min_segments and expected - found > self.max_lost_share * expected
+
+    def judge(
+        self,
+        resource: ProviderResource,
+        found: int,
+        reference: tuple[dt.date, int] | None,
+        day: dt.date,
+    ) -> str | None:
+        """None when ``found`` is plausible; the note of an accepted shrink; raises
+        :class:`ShrunkSnapshotError` for one that is not accepted."""
+        if reference is None or not self.shrunk(found, reference[1]):
+            return None
+        stored_day, expected = reference
+        what = (
+            f"listed {found} segment(s) where its latest stored day ({stored_day}) had "
+            f"{expected}: {expected - found} ({(expected - found) / expected:.0%}) gone"
+        )
+        if self.accept:
+            return f"{what}; stored as accepted by accept_shrunk_accounts"
+        raise ShrunkSnapshotError(
+            f"{resource.describe()} {what}, so about {expected} were expected. An answer "
+            f"that lost the segments is more likely than a mass deletion, so nothing of this "
+            f"account was stored for {day} (its stored rows are kept). If the segments were "
+            "really deleted, re-run the partition with accept_shrunk_accounts: true."
+        )
+
+
 @dataclass
 class AccountOutcome:
     """What became of one configured account in this run."""
@@ -48,6 +112,7 @@ class AccountOutcome:
     users: int = 0
     error: BaseException | None = None
     kept_rows: int = 0  # stored rows kept for a failed account
+    note: str | None = None  # an accepted shrink
 
     @property
     def account(self) -> str:
@@ -55,7 +120,7 @@ class AccountOutcome:
 
     def status_text(self) -> str:
         if self.status == "fetched":
-            return "fetched"
+            return "fetched" + (" (shrunk, accepted)" if self.note else "")
         if self.status == "kept":
             return "stored earlier, kept"
         kept = f"; its earlier {self.kept_rows} rows kept" if self.kept_rows else ""
@@ -72,6 +137,10 @@ class Snapshot:
     @property
     def failed(self) -> list[AccountOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def accepted_shrinks(self) -> list[AccountOutcome]:
+        return [o for o in self.outcomes if o.note]
 
 
 def accounts_to_fetch(
@@ -93,13 +162,21 @@ def take_snapshot(
     refetch_all: bool = False,
     lock: Lock | None = None,
     log: Any = None,
+    latest: dict[str, tuple[dt.date, int]] | None = None,
+    guard: ShrinkGuard | None = None,
 ) -> Snapshot:
     """Fetch the accounts that need it, side by side, and compose the partition.
 
     ``stored`` is what the partition holds now (any columns of the table; may be empty).
-    Raises the account's own error when the one account fetched failed, and
-    :class:`SnapshotError` when several were fetched and all failed; nothing is stored then.
+    ``latest`` gives each account's latest stored day and its segment count (see
+    :func:`segment_assets.storage.latest_stored_counts`), which ``guard`` judges each new
+    snapshot against. Raises the account's own error when the one account fetched failed,
+    and :class:`SnapshotError` when several were fetched and all failed; nothing is stored
+    then.
     """
+    guard = guard or ShrinkGuard()
+    latest = latest or {}
+    notes: dict[str, str] = {}
     stored = schema.coerce(provider, stored)
     stored_accounts = set(stored["account"].dropna().astype(str))
     targets = accounts_to_fetch(accounts, stored_accounts, refetch_all)
@@ -111,9 +188,17 @@ def take_snapshot(
 
     def fetch(resource: ProviderResource) -> pd.DataFrame:
         if lock is None:
-            return resource.snapshot(day, log=log)
-        with lock(resource):
-            return resource.snapshot(day, log=log)
+            frame = resource.snapshot(day, log=log)
+        else:
+            with lock(resource):
+                frame = resource.snapshot(day, log=log)
+        note = guard.judge(resource, len(frame), latest.get(resource.account()), day)
+        if note is not None:
+            notes[resource.account()] = note
+            if log is not None:
+                log.warning(f"{resource.describe()} {note}")
+        _say_problems(resource, frame, log)
+        return frame
 
     results: dict[int, pd.DataFrame | BaseException] = {}
     if len(targets) == 1:
@@ -155,6 +240,7 @@ def take_snapshot(
         else:
             parts.append(result)
             outcomes.append(_outcome(resource, "fetched", result))
+            outcomes[-1].note = notes.get(ident)
     configured = {a.account() for a in accounts}
     orphans = stored.loc[~stored["account"].isin(configured)]
     if len(orphans):
@@ -170,6 +256,21 @@ def take_snapshot(
     else:  # every part already has the table's columns and types
         frame = pd.concat(parts, ignore_index=True)
     return Snapshot(frame=frame, outcomes=outcomes)
+
+
+def _say_problems(resource: ProviderResource, frame: pd.DataFrame, log: Any) -> None:
+    bad = schema.problem_rows(frame)
+    if log is None or bad.empty:
+        return
+    sample = "; ".join(
+        f"{row.segment_id} ({row.segment_name!r}): {row.problem}"
+        for row in bad.head(5).itertuples()
+    )
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    log.warning(
+        f"{resource.describe()}: {len(bad)} segment(s) stored with what could be trusted, the "
+        f"rest of each record kept: {sample}{more}"
+    )
 
 
 def _call(fetch: Callable[[ProviderResource], pd.DataFrame], resource: ProviderResource):

@@ -2,8 +2,14 @@
 
 Tables are ``segments.<asset name>`` in the DuckDB file at ``$SEGMENT_ASSETS_DUCKDB``
 (default ``data/segment_assets.duckdb``). Partitions are written by Dagster's DuckDB pandas
-IO manager, with one change: the delete of the partition's old rows and the insert of the
-new ones happen in one transaction, so a failed write leaves the old rows in place.
+IO manager, with three changes:
+
+* the delete of the partition's old rows and the insert of the new ones happen in one
+  transaction, so a failed write leaves the old rows in place;
+* rows are inserted by column name, and a table made before a column existed gains it
+  (``ALTER TABLE … ADD COLUMN IF NOT EXISTS``), so new columns need no manual migration;
+* an empty frame never replaces a partition that holds rows unless the output says that
+  was decided (:data:`EMPTY_DAY_ACCEPTED` in its metadata).
 """
 
 from __future__ import annotations
@@ -18,9 +24,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from dagster._core.storage.db_io_manager import DbIOManager
+from dagster import MetadataValue, OutputContext, TableColumn, TableSchema
+from dagster._core.definitions.metadata import TableMetadataSet
+from dagster._core.storage.db_io_manager import DbIOManager, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
-from dagster_duckdb_pandas import DuckDBPandasIOManager
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
+
+from segment_assets.providers import schema
 
 SCHEMA = "segments"
 DEFAULT_DATABASE = "data/segment_assets.duckdb"
@@ -154,12 +164,130 @@ class AtomicDuckDbClient(DuckDbClient):
             DuckDbClient.delete_table_slice(context, table_slice, connection)
 
 
+#: Output metadata key: the run decided that the partition may lose its rows (accounts whose
+#: shrunken snapshot was accepted); without it an empty frame never replaces stored rows.
+EMPTY_DAY_ACCEPTED = "accepted_shrunk_accounts"
+
+
+class SegmentsTypeHandler(DuckDBPandasTypeHandler):
+    """Writes a frame by column name, adding the table's missing columns first."""
+
+    def handle_output(
+        self,
+        context: OutputContext,
+        table_slice: TableSlice,
+        obj: pd.DataFrame,
+        connection: duckdb.DuckDBPyConnection,
+    ) -> None:
+        target = f"{table_slice.schema}.{table_slice.table}"
+        rows = typed_select(table_slice.table, obj, "obj")
+        if obj.empty:
+            context.log.warning(f"no rows to write to {target}")
+        elif not add_missing_columns(connection, table_slice.schema, table_slice.table, obj):
+            connection.execute(f"CREATE TABLE {target} AS {rows}")
+        else:
+            connection.execute(f"INSERT INTO {target} BY NAME {rows}")
+        context.add_output_metadata(
+            {
+                **TableMetadataSet(partition_row_count=len(obj), storage_kind="duckdb"),
+                "dataframe_columns": MetadataValue.table_schema(
+                    TableSchema(
+                        columns=[
+                            TableColumn(name=str(n), type=str(t)) for n, t in obj.dtypes.items()
+                        ]
+                    )
+                ),
+            }
+        )
+
+
+def declared_types(table: str) -> dict[str, str]:
+    """column → SQL type of a provider table (from the one schema), else empty."""
+    provider = table.removesuffix("_segments")
+    if provider not in schema.PROVIDERS:
+        return {}
+    return {c.name: c.sql_type for c in schema.columns(provider)}
+
+
+def typed_select(table: str, frame: pd.DataFrame, name: str) -> str:
+    """``SELECT`` of the frame called ``name`` with each column cast to its declared type,
+    so a column that is NULL on every row still gets its type (not DuckDB's ``NULL``)."""
+    types = declared_types(table)
+    if not types:
+        return f"SELECT * FROM {name}"
+    cols = [
+        f'"{c}"::{types[c]} AS "{c}"' if c in types else f'"{c}"' for c in map(str, frame.columns)
+    ]
+    return f"SELECT {', '.join(cols)} FROM {name}"
+
+
+def add_missing_columns(
+    connection: duckdb.DuckDBPyConnection, schema_name: str, table: str, frame: pd.DataFrame
+) -> bool:
+    """Give an existing table the columns of ``frame`` it lacks (with their declared type,
+    else as DuckDB types them); False when the table does not exist."""
+    have = {
+        name
+        for (name,) in connection.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema_name, table],
+        ).fetchall()
+    }
+    if not have:
+        return False
+    declared = declared_types(table)
+    described = connection.execute("DESCRIBE SELECT * FROM frame").fetchall()
+    for name, sql_type, *_ in described:
+        if name not in have:
+            connection.execute(
+                f"ALTER TABLE {schema_name}.{table} ADD COLUMN IF NOT EXISTS "
+                f'"{name}" {declared.get(name, sql_type)}'
+            )
+    return True
+
+
+class SegmentsDbIOManager(DbIOManager):
+    """Refuses an empty frame over a partition that holds rows, unless it was decided."""
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        if isinstance(obj, pd.DataFrame) and obj.empty and context.has_partition_key:
+            accepted = (context.output_metadata or {}).get(EMPTY_DAY_ACCEPTED)
+            if not getattr(accepted, "value", accepted):
+                refuse_to_empty(self._database, context.asset_key.path[-1], context.partition_key)
+        super().handle_output(context, obj)
+
+
+def refuse_to_empty(database: str, table: str, partition_key: str) -> None:
+    """Raise StorageError when ``table`` holds rows for the day ``partition_key``."""
+    day = dt.date.fromisoformat(partition_key)
+    if not Path(database).exists():
+        return
+    with connect(database) as conn:
+        if not table_exists(conn, table):
+            return
+        (held,) = conn.execute(
+            f"SELECT count(*) FROM {SCHEMA}.{table} WHERE snapshot_date = $day", {"day": day}
+        ).fetchone() or (0,)
+    if held:
+        raise StorageError(
+            f"refusing to replace the {held} stored rows of {table} for {day} with an empty "
+            "snapshot; they are kept. An empty snapshot replaces a stored day only when the "
+            "run accepts it (accept_shrunk_accounts: true)"
+        )
+
+
 class SegmentsIOManager(DuckDBPandasIOManager):
-    """DuckDB pandas IO manager with atomic partition replacement."""
+    """DuckDB pandas IO manager with atomic partition replacement, by-name inserts that
+    add new columns to old tables, and no empty frame over stored rows."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[SegmentsTypeHandler]:
+        return [SegmentsTypeHandler()]
 
     def create_io_manager(self, context) -> DbIOManager:  # noqa: ANN001
         check_database_file(self.database)
-        return DbIOManager(
+        return SegmentsDbIOManager(
             db_client=AtomicDuckDbClient(),
             database=self.database,
             schema=self.schema_,
@@ -318,3 +446,30 @@ def read_partition(
         return conn.execute(
             f"SELECT * FROM {SCHEMA}.{table} WHERE snapshot_date = $day", {"day": day}
         ).df()
+
+
+#: How far back :func:`latest_stored_counts` looks for an account's latest stored day.
+LOOKBACK_DAYS = 92
+
+
+def latest_stored_counts(
+    database: str,
+    table: str,
+    day: dt.date,
+    lookback_days: int = LOOKBACK_DAYS,
+    lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+) -> dict[str, tuple[dt.date, int]]:
+    """account → (its latest stored day on or before ``day``, the segments stored that day),
+    over the ``lookback_days`` before ``day``, in one query; empty when nothing is stored."""
+    if not Path(database).exists():
+        return {}
+    with connect(database, lock_wait_seconds=lock_wait_seconds) as conn:
+        if not table_exists(conn, table):
+            return {}
+        rows = conn.execute(
+            f"SELECT account, snapshot_date, count(*) FROM {SCHEMA}.{table} "
+            "WHERE snapshot_date BETWEEN $since AND $day GROUP BY account, snapshot_date "
+            "QUALIFY row_number() OVER (PARTITION BY account ORDER BY snapshot_date DESC) = 1",
+            {"since": day - dt.timedelta(days=lookback_days), "day": day},
+        ).fetchall()
+    return {str(account): (stored_day, int(count)) for account, stored_day, count in rows}

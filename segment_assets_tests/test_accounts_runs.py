@@ -354,3 +354,57 @@ def test_a_provider_given_no_accounts_stores_an_empty_day_and_asks_nothing(
     meta = result.asset_materializations_for_node("usercom_segments")[0].metadata
     assert (meta["segments"].value, meta["accounts"].value) == (0, 0)
     assert meta["account_status"].value == "_no accounts configured_"
+
+
+@pytest.mark.slow
+def test_an_app_whose_answers_lost_segments_fails_alone_and_alerts_snapshot_failed_not_vanished(
+    emulator, accounts_env, duckdb_path, instance, receiver, monkeypatch
+):
+    """Half of one app's views answer a proxy's 404 page and another app's listing comes back
+    empty: neither replaces its stored day, both are failed accounts (check and alert), and
+    no segment is reported vanished."""
+    monkeypatch.setenv("OS_BRAND_B_KEY", APPS["brand_b"][1])
+    day_before = YESTERDAY - dt.timedelta(days=1)
+    emulator.state.set_date(day_before)
+    resources = provider_resources()
+    earlier = dg.materialize(
+        [ASSETS["onesignal"]],
+        partition_key=day_before.isoformat(),
+        resources={"io_manager": io_manager(), "onesignal": fast(resources["onesignal"])},
+        instance=instance,
+        run_config={"ops": {"onesignal_segments": {"config": {"allow_late_partition": True}}}},
+    )
+    assert earlier.success
+    emulator.state.set_date(YESTERDAY)
+    half_404, emptied = APPS["brand_a"][0], APPS["brand_c"][0]
+    emulator.state.set_faults("onesignal", half_404, view_404="html", view_404_share=0.5)
+    emulator.state.set_faults("onesignal", emptied, empty_listing=True)
+
+    result = run(instance)
+
+    assert result.success  # brand_b is stored
+    assert set(stored(duckdb_path, "onesignal", YESTERDAY)["account"]) == {APPS["brand_b"][0]}
+    check = check_result(result, "onesignal_segments")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description.startswith("2 of 3 account(s) failed: ")
+    assert f"OneSignal brand_a ({half_404}): onesignal GET /apps/{half_404}/segments/" in (
+        check.description
+    )
+    assert "HTTP 404: a segment's view answered 404 without OneSignal's 'segment not found'" in (
+        check.description
+    )
+    assert (
+        f"OneSignal brand_c ({emptied}): OneSignal brand_c ({emptied}) listed 0 segment(s) "
+        f"where its latest stored day ({day_before}) had 8"
+    ) in check.description
+
+    alerts = DropAlerts(alert_webhook_url=receiver.url("/hook"), webserver_url="http://d")
+    segment_drop_sensor(dg.build_sensor_context(instance=instance, resources={"alerts": alerts}))
+
+    hooks = receiver.delivered("/hook")
+    assert sorted((h["kind"], h["account"]) for h in hooks) == sorted(
+        [("snapshot_failed", half_404), ("snapshot_failed", emptied)]
+    )  # no "drops" alert: nothing vanished
+    errors = {h["account"]: h["error"] for h in hooks}
+    assert "404 Not Found nginx" in errors[half_404]
+    assert "so about 8 were expected" in errors[emptied]

@@ -74,6 +74,7 @@ def test_the_tables_have_the_documented_columns_and_types(resources, instance, d
         "action_type",
         "strength",
         "min_weight",
+        "problem",
     ]
     assert list(described["usercom_segments"])[7:] == [
         "description",
@@ -81,6 +82,7 @@ def test_the_tables_have_the_documented_columns_and_types(resources, instance, d
         "update_interval",
         "last_counted",
         "updated_at",
+        "problem",
     ]
     assert described["usercom_segments"]["last_counted"] == "TIMESTAMP"
     assert list(described["onesignal_segments"])[7:] == [
@@ -89,7 +91,9 @@ def test_the_tables_have_the_documented_columns_and_types(resources, instance, d
         "created_at",
         "filters",
         "countable",
+        "problem",
     ]
+    assert {t["problem"] for t in described.values()} == {"VARCHAR"}
 
 
 def test_rematerialising_a_partition_replaces_it(resources, instance, duckdb_path, emulator):

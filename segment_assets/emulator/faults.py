@@ -52,6 +52,17 @@ class Switches:
       real end come back empty).
     - ``pages_repeat``: User.com links ``next`` on past its last page, forever, and every page
       past the end repeats the last page's results.
+
+    Well-formed answers that lose or spoil segments (see ``lies.py``):
+
+    - ``empty_listing``: every listing answers no segments (totals 0, no next link).
+    - ``view_404``: OneSignal views answer 404 — ``segment`` (``segment not found``), ``app``
+      (``{"errors": ["app not found"]}``) or ``html`` (a proxy's page) — for the share
+      ``view_404_share`` of the app's segments (1.0: all of them).
+    - ``bad_record``: the records whose id (User.com / OneSignal ``id``, ActionHub
+      ``segment_basis_id``) is ``bad_record_id`` are spoiled one way (see ``lies.py``).
+    - ``user_based_error``: the words of OneSignal's 400 for a user-based segment (empty: the
+      documented sentence).
     """
 
     latency_ms: float = 0.0
@@ -68,6 +79,12 @@ class Switches:
     extra_field: bool = False
     total_extra: int = 0
     pages_repeat: bool = False
+    empty_listing: bool = False
+    view_404: str | None = None
+    view_404_share: float = 1.0
+    bad_record: str | None = None
+    bad_record_id: str = ""
+    user_based_error: str = ""
 
 
 SWITCH_NAMES = frozenset(f.name for f in fields(Switches))
@@ -95,12 +112,23 @@ def validate(provider: str, kw: dict[str, Any]) -> None:
     rps = kw.get("rate_limit_rps")
     if rps is not None and float(rps) <= 0:
         raise ValueError("rate_limit_rps must be positive or None")
+    from .lies import validate_lies
+
+    validate_lies(kw)
 
 
-_FLOATS = frozenset({"latency_ms", "rate_limit_rps", "timeout_sleep_s"})
+_FLOATS = frozenset({"latency_ms", "rate_limit_rps", "timeout_sleep_s", "view_404_share"})
 _INTS = frozenset({"rate_limit_burst", "total_drift", "total_extra"})
 _BOOLS = frozenset(
-    {"repeat_item", "next_loop", "next_foreign", "short_pages", "extra_field", "pages_repeat"}
+    {
+        "repeat_item",
+        "next_loop",
+        "next_foreign",
+        "short_pages",
+        "extra_field",
+        "pages_repeat",
+        "empty_listing",
+    }
 )
 
 

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from . import actionhub, control, onesignal, usercom
+from . import actionhub, control, lies, onesignal, usercom
 from .config import EmulatorConfig
 from .faults import (
     POST_FAULTS,
@@ -152,6 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault == "timeout":
                     time.sleep(sw.timeout_sleep_s)
                 resp = self._run(module, req, route, sw)
+                resp = lies.tell(state, route, sw, resp)
                 if fault in POST_FAULTS:
                     resp = post_fault(fault, resp)
             status = resp.status

@@ -18,7 +18,7 @@ import pandas as pd
 from segment_assets.http import ProviderHTTP, ProviderRequestError
 from segment_assets.pagination import PageNumberStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
-from segment_assets.providers.shape import INT, NUMBER, TEXT, check_fields
+from segment_assets.providers.shape import COUNT, NUMBER, TEXT, check_fields
 
 PROVIDER = "actionhub"
 SEGMENT_TYPES: tuple[str, ...] = ("growth", "base", "discovery")
@@ -39,7 +39,7 @@ _ITEM = {
     "segment_basis_id": TEXT,
     "action_type": TEXT,
     "name": TEXT,
-    "user_count": INT,
+    "user_count": COUNT,
     "strength": NUMBER,
     "min_weight": NUMBER,
 }
@@ -161,7 +161,7 @@ def fetch_actionhub(
                 segment_type, basis, item["segment_basis_id"], item["action_type"]
             ),
             "segment_name": item["name"],
-            "user_count": item["user_count"],
+            "user_count": item.get("user_count"),
             "segment_type": segment_type,
             "segment_basis": basis,
             "segment_basis_id": item["segment_basis_id"],

@@ -8,18 +8,38 @@ from typing import Any
 
 import pandas as pd
 
-from segment_assets.http import BadShape, ProviderError, ProviderHTTP
+from segment_assets.http import (
+    BadShape,
+    ProviderAuthError,
+    ProviderError,
+    ProviderHTTP,
+    ProviderRequestError,
+)
 from segment_assets.pagination import OffsetStrategy, Progress, SingleStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
-from segment_assets.providers.shape import INT, TEXT, check_fields
+from segment_assets.providers.shape import COUNT, TEXT, check_fields
 
 PROVIDER = "onesignal"
 DEFAULT_BASE_URL = "https://api.onesignal.com"
 PAGE_LIMIT = 300
-USER_BASED_MARKER = "not yet supported"
+# Words of OneSignal's 400 for a segment it cannot count ("User-based segments (with message
+# event or custom event filters) are not yet supported via the API"); any one is a hint.
+USER_BASED_HINTS = (
+    "user-based",
+    "user based",
+    "not yet supported",
+    "not supported",
+    "unsupported",
+    "message event",
+    "custom event",
+)
+# Words of a 400 about the request's credentials, which is never a segment's trait.
+AUTH_WORDS = ("authorization", "api key", "api_key", "auth key", "header", "credential")
+# A 404 whose errors say one of these about a segment is a deletion between list and view.
+NOT_FOUND_WORDS = ("not found", "does not exist", "doesn't exist", "no longer exists")
 
 _LISTED = {"id": TEXT, "name": TEXT}
-_VIEW = {"subscriber_count": INT}
+_VIEW = {"subscriber_count": COUNT}
 
 
 def headers(api_key: str) -> dict[str, str]:
@@ -33,8 +53,50 @@ def _check_view(body: dict[str, Any]) -> None:
         raise BadShape(f"'payload' is {type(payload).__name__}, not an object")
 
 
+def error_texts(error: ProviderError) -> list[str] | None:
+    """The messages of an answer in OneSignal's error shape (``{"errors": ["…"]}``), or None
+    when the body is not that shape (a proxy's HTML page, an empty body, another API)."""
+    body = error.body
+    if not isinstance(body, dict):
+        return None
+    errors = body.get("errors")
+    if isinstance(errors, str):
+        return [errors]
+    if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
+        return list(errors)
+    return None
+
+
 def is_user_based(error: ProviderError) -> bool:
-    return error.status == 400 and USER_BASED_MARKER in (error.vendor_message or "")
+    """A segment's view answered 400 in OneSignal's error shape, not about credentials:
+    the API cannot count that segment (user-based). The words are only a hint, see
+    :func:`said_user_based`; a 400 of any other shape is an error."""
+    if error.status != 400 or isinstance(error, ProviderAuthError):
+        return False
+    texts = error_texts(error)
+    if texts is None:
+        return False
+    said = " ".join(texts).lower()
+    return not any(word in said for word in AUTH_WORDS)
+
+
+def said_user_based(error: ProviderError) -> bool:
+    """The 400's words name the known reason (user-based, not supported, event filters)."""
+    said = " ".join(error_texts(error) or []).lower()
+    return any(hint in said for hint in USER_BASED_HINTS)
+
+
+def is_deleted(error: ProviderError) -> bool:
+    """A segment's view answered 404 saying, in OneSignal's error shape, that the segment
+    was not found: it was deleted between list and view. Any other 404 (a proxy's page,
+    "app not found") is not a deletion."""
+    if error.status != 404:
+        return False
+    for text in error_texts(error) or []:
+        said = text.lower()
+        if "segment" in said and "app" not in said and any(w in said for w in NOT_FOUND_WORDS):
+            return True
+    return False
 
 
 def fetch_onesignal(
@@ -47,8 +109,9 @@ def fetch_onesignal(
 ) -> pd.DataFrame:
     """Snapshot every segment of one OneSignal app into the normalised onesignal frame.
 
-    A user-based segment (400 "not yet supported via the API") is kept with a NULL count
-    and ``countable`` false; a segment deleted between list and view (404) is left out.
+    A user-based segment (400 in OneSignal's error shape, see :func:`is_user_based`) is kept
+    with a NULL count and ``countable`` false; a segment deleted between list and view (404
+    "segment not found") is left out. Any other 404 fails the app: it is not a deletion.
     """
     fetched_at = dt.datetime.now(dt.UTC)
     base = f"/apps/{app_id}/segments"
@@ -69,10 +132,14 @@ def fetch_onesignal(
         def handle(exc: Exception) -> dict[str, Any] | None:
             if isinstance(exc, ProviderError) and is_user_based(exc):
                 skipped["user_based"].append(segment_id)
-                return {"__uncountable__": True}
-            if isinstance(exc, ProviderError) and exc.status == 404:
+                if said_user_based(exc):
+                    return {"__uncountable__": True}
+                return {"__uncountable__": True, "__problem__": _unknown_400(exc)}
+            if isinstance(exc, ProviderError) and is_deleted(exc):
                 skipped["deleted"].append(segment_id)
                 return None
+            if isinstance(exc, ProviderError) and exc.status == 404:
+                raise _not_a_deletion(exc, app_id) from None
             raise exc
 
         return handle
@@ -113,6 +180,27 @@ def fetch_onesignal(
     return drop_duplicate_segments(frame, log)
 
 
+def _unknown_400(error: ProviderError) -> str:
+    said = "; ".join(error_texts(error) or [])[:200]
+    return (
+        f"view answered HTTP 400 ({said!r}) without naming a user-based segment; read as a "
+        "segment the API cannot count"
+    )
+
+
+def _not_a_deletion(error: ProviderError, app_id: str) -> ProviderRequestError:
+    return ProviderRequestError(
+        error.provider,
+        error.endpoint,
+        "a segment's view answered 404 without OneSignal's 'segment not found', so it is not "
+        f"read as a deletion and nothing of app {app_id} is stored for the day",
+        status=error.status,
+        vendor_message=error.vendor_message,
+        hint="Check ONESIGNAL_BASE_URL (or the app's base_url) and that the app id names an "
+        "existing app; a proxy in front of the API may answer 404 pages of its own",
+    )
+
+
 def _row(listed: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
     uncountable = view.get("__uncountable__", False)
     payload = view.get("payload") or {}
@@ -120,7 +208,8 @@ def _row(listed: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
     return {
         "segment_id": listed["id"],
         "segment_name": payload.get("name") or listed["name"],
-        "user_count": None if uncountable else view["subscriber_count"],
+        "user_count": None if uncountable else view.get("subscriber_count"),
+        "problem": view.get("__problem__"),
         "description": payload.get("description"),
         "source": payload.get("source"),
         "created_at": payload.get("created_at", listed.get("created_at")),

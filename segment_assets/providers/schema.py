@@ -2,6 +2,13 @@
 
 Every provider client builds its frame with :func:`to_frame`, the assets publish
 :func:`table_schema` to the UI, and storage reads the same names back.
+
+:func:`to_frame` is also where every provider's records are judged, by one rule written
+once (:data:`COUNT_RULES`): a count the provider must send and did not is a
+:class:`RequiredFieldError` for the account; a count that cannot be trusted (negative, not an
+integer) is stored as NULL and text that cannot be stored (a lone UTF-16 surrogate) is
+repaired, each noted in the row's ``problem`` column, so one bad record never costs the
+others their day.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from segment_assets.providers.shape import has_lone_surrogate, judge_count, repair_text
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,53 @@ PROVIDER_COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
 }
 
+PROBLEM_COLUMN = Column(
+    "problem",
+    "VARCHAR",
+    "What could not be trusted in this record as the provider sent it (a count stored as "
+    "NULL, text repaired); NULL when nothing.",
+)
+
 PROVIDERS: tuple[str, ...] = tuple(PROVIDER_COLUMNS)
+LABELS: dict[str, str] = {"actionhub": "ActionHub", "usercom": "User.com", "onesignal": "OneSignal"}
+
+
+@dataclass(frozen=True)
+class CountRule:
+    """Where a provider's count comes from and when it may be missing.
+
+    ``field`` is the provider's own name for it; the count may be null only on a row whose
+    ``uncountable_when`` column equals ``uncountable_value`` (the provider said it cannot
+    count that segment). Without such a column, every segment must have a count.
+    """
+
+    field: str
+    uncountable_when: str | None = None
+    uncountable_value: bool = True
+
+
+COUNT_RULES: dict[str, CountRule] = {
+    "actionhub": CountRule("user_count"),
+    "usercom": CountRule("object_count", uncountable_when="too_heavy", uncountable_value=True),
+    "onesignal": CountRule(
+        "subscriber_count", uncountable_when="countable", uncountable_value=False
+    ),
+}
+
+
+class RequiredFieldError(RuntimeError):
+    """A 200 answer lacked a count the provider must send; the account is not stored."""
+
+    def __init__(self, provider: str, account: str, field: str, segments: list[str]) -> None:
+        self.provider, self.account, self.field, self.segments = provider, account, field, segments
+        more = f" (and {len(segments) - 1} more segment(s))" if len(segments) > 1 else ""
+        super().__init__(
+            f"{LABELS.get(provider, provider)} account {account}: segment {segments[0]}{more} "
+            f"came without {field!r} (missing or null) although the provider can count it; "
+            f"{field} is required, so nothing of this account was stored for the day "
+            "(its stored rows are kept). Re-run the partition once the provider sends counts."
+        )
+
 
 _PANDAS_TYPES = {
     "VARCHAR": "object",
@@ -80,8 +135,9 @@ _PANDAS_TYPES = {
 
 
 def columns(provider: str) -> tuple[Column, ...]:
-    """All columns of ``provider``'s table, in table order."""
-    return COMMON_COLUMNS + PROVIDER_COLUMNS[provider]
+    """All columns of ``provider``'s table, in table order (``problem`` last: a table made
+    before it existed gains it at the end, see storage)."""
+    return (*COMMON_COLUMNS, *PROVIDER_COLUMNS[provider], PROBLEM_COLUMN)
 
 
 def column_names(provider: str) -> list[str]:
@@ -109,8 +165,13 @@ def to_frame(
     snapshot_date: dt.date,
     fetched_at: dt.datetime,
 ) -> pd.DataFrame:
-    """Build the normalised frame once from row dicts (keys: the provider's columns)."""
+    """Build the normalised frame once from row dicts (keys: the provider's columns, with
+    ``user_count`` as the provider sent it), judging every record (see module doc).
+
+    Raises :class:`RequiredFieldError` when a segment the provider can count has no count.
+    """
     cols = columns(provider)
+    rows = judge_records(provider, rows, account)
     frame = pd.DataFrame.from_records(rows, columns=[c.name for c in cols])
     frame["snapshot_date"] = snapshot_date
     frame["provider"] = provider
@@ -119,6 +180,48 @@ def to_frame(
     stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
     frame["fetched_at"] = stamp
     return coerce(provider, frame)
+
+
+def judge_records(provider: str, rows: list[dict[str, Any]], account: str) -> list[dict[str, Any]]:
+    """``rows`` with counts judged and text repaired; a row with a problem says it in
+    ``problem`` (in the provider's words: ``subscriber_count -5 is negative``)."""
+    rule = COUNT_RULES[provider]
+    text = [c.name for c in columns(provider) if c.sql_type == "VARCHAR" and c.name != "problem"]
+    missing: list[str] = []
+    judged = []
+    for row in rows:
+        notes = [row["problem"]] if row.get("problem") else []
+        count, why = judge_count(row.get("user_count"))
+        if why is not None:
+            notes.append(f"{rule.field} {why}; stored as NULL")
+        elif count is None and not _uncountable(row, rule):
+            missing.append(f"{row.get('segment_id')} ({row.get('segment_name')!r})")
+        repaired = [name for name in text if has_lone_surrogate(row.get(name))]
+        if repaired:
+            notes.append(
+                f"{', '.join(repaired)} held text that cannot be stored (a lone UTF-16 "
+                "surrogate); replaced with U+FFFD"
+            )
+        if notes or count is not row.get("user_count"):
+            row = {**row, "user_count": count, "problem": "; ".join(notes) or None}
+            row.update({name: repair_text(row[name]) for name in repaired})
+        judged.append(row)
+    if missing:
+        raise RequiredFieldError(provider, account, rule.field, missing)
+    return judged
+
+
+def _uncountable(row: dict[str, Any], rule: CountRule) -> bool:
+    if rule.uncountable_when is None:
+        return False
+    return row.get(rule.uncountable_when) is rule.uncountable_value
+
+
+def problem_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a provider frame whose ``problem`` is set."""
+    if "problem" not in frame:
+        return frame.iloc[0:0]
+    return frame.loc[frame["problem"].notna()]
 
 
 def coerce(provider: str, frame: pd.DataFrame) -> pd.DataFrame:

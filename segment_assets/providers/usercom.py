@@ -11,7 +11,7 @@ import pandas as pd
 from segment_assets.http import ProviderHTTP
 from segment_assets.pagination import NextLinkStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
-from segment_assets.providers.shape import ANY, BOOL, INT, TEXT, check_fields
+from segment_assets.providers.shape import ANY, BOOL, COUNT, INT, TEXT, check_fields
 
 PROVIDER = "usercom"
 API_SUFFIX = "/api/public"
@@ -20,7 +20,7 @@ _RESULT = {
     "id": ANY,
     "name": TEXT,
     "description": TEXT,
-    "object_count": INT,
+    "object_count": COUNT,
     "too_heavy": BOOL,
     "update_interval": INT,
     "last_counted": TEXT,

@@ -1,0 +1,200 @@
+"""A killed run never blocks the next one.
+
+A run killed with SIGKILL in the middle of its OneSignal fetch cannot free the ``onesignal``
+pool slot it holds; Dagster's run monitoring (on in ``dagster.yaml`` and
+``deploy/dagster.yaml``) frees it once the run is known to have ended. The end-to-end test
+runs a real ``dagster-daemon`` on an instance made from the repository's ``dagster.yaml``
+(with the monitoring intervals shortened), kills a real run process mid-fetch, and then runs
+the next snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from signal import SIGKILL
+
+import dagster as dg
+import pytest
+import yaml
+
+from segment_assets.emulator import EmulatorConfig
+
+from .conftest import YESTERDAY
+from .resilience import expected_counts, fast_resources, materialize, small_config, stored
+
+REPO = Path(__file__).resolve().parents[1]
+INSTANCE_FILES = ("dagster.yaml", "deploy/dagster.yaml")
+POOL = "onesignal"
+VIEW_LATENCY_MS = 400  # 12 views one at a time: the fetch lasts about 5 s
+# The production intervals, shortened for the test; the rest is the repository's file.
+SHORT = {"poll_interval_seconds": 1, "free_slots_after_run_end_seconds": 1}
+MAX_RUNTIME_SECONDS = 8  # well past the kill, a few seconds into the run
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return small_config()
+
+
+@pytest.mark.parametrize("name", INSTANCE_FILES)
+def test_both_instance_files_free_a_dead_runs_pool_slots_within_minutes(name):
+    settings = yaml.safe_load((REPO / name).read_text())["run_monitoring"]
+
+    assert settings["enabled"] is True
+    assert settings["max_resume_run_attempts"] == 0  # the default launcher cannot resume
+    # a dead run's slots are free at most one poll after the grace period
+    assert settings["poll_interval_seconds"] + settings["free_slots_after_run_end_seconds"] <= 120
+    assert settings["start_timeout_seconds"] <= 300
+    assert settings["max_runtime_seconds"] >= 4 * 3600  # never cuts a long snapshot short
+
+
+def test_the_local_instance_runs_the_monitoring_daemon(tmp_path):
+    home = instance_home(tmp_path, {})
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled
+        assert "MONITORING" in instance.get_required_daemon_types()
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
+
+
+def instance_home(tmp_path: Path, overrides: dict) -> Path:
+    """A DAGSTER_HOME whose dagster.yaml is the repository's, run_monitoring overridden."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    settings = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    settings["run_monitoring"].update(overrides)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+    return home
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what} after {timeout:g}s")
+
+
+def holders(instance: dg.DagsterInstance) -> set[str]:
+    """The runs holding a slot of the onesignal pool."""
+    return instance.event_log_storage.get_concurrency_info(POOL).active_run_ids
+
+
+@contextmanager
+def daemon(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
+    """``dagster-daemon run`` on the instance: the run queue, run monitoring, the rest."""
+    command = [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
+               "segment_assets.definitions"]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def enqueue_daily_job(env: dict[str, str], cwd: Path) -> None:
+    """As the schedule does: the daemon dequeues it and a code server starts its worker."""
+    config = {"execution": {"config": {"in_process": {}}}}
+    tags = {"dagster/partition": YESTERDAY.isoformat(), "dagster/max_runtime": "3600"}
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "job", "launch", "-m", "segment_assets.definitions",
+         "-j", "daily_segment_snapshot", "--tags", json.dumps(tags),
+         "--config-json", json.dumps(config)],
+        env=env, cwd=cwd, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def snapshot_command(env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """``python -m segment_assets snapshot``: the run executes in this very process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "segment_assets", "snapshot", "--date", YESTERDAY.isoformat(),
+         "--provider", "onesignal"],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid of the code server's run worker, once it has said it."""
+    for entry in instance.all_logs(run_id):
+        found = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def views_served(emulator) -> int:
+    return emulator.state.stats()["onesignal"]["by_endpoint"].get("view", 0)
+
+
+def status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
+    return instance.get_run_by_id(run_id).status
+
+
+def the_next_snapshot_goes_through(instance, emulator, database) -> None:
+    emulator.state.clear_faults()
+    following = materialize(fast_resources(database), instance, YESTERDAY, ["onesignal"])
+    assert following.success
+    messages = [e.message or "" for e in instance.all_logs(following.run_id)]
+    assert not [m for m in messages if "blocked by limit for pool" in m]
+    frame = stored(database, "onesignal", YESTERDAY)
+    assert len(frame) == len(expected_counts(emulator, "onesignal"))
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_fetch_frees_its_pool_slot_and_the_next_run_goes_through(
+    emulator, env, duckdb_path, tmp_path
+):
+    # the repository's dagster.yaml with the monitoring intervals shortened; a death nobody
+    # sees is caught by max_runtime_seconds (6 h in the file, a few seconds here)
+    home = instance_home(tmp_path, {**SHORT, "max_runtime_seconds": MAX_RUNTIME_SECONDS})
+    environ = {**os.environ, "DAGSTER_HOME": str(home), "ONESIGNAL_MAX_CONCURRENCY": "1"}
+    with dg.DagsterInstance.from_config(str(home)) as instance, daemon(environ, tmp_path):
+        # 1. the schedule's kind of run: its worker is killed; the code server sees it die
+        emulator.state.set_faults("onesignal", latency_ms=VIEW_LATENCY_MS)
+        enqueue_daily_job(environ, tmp_path)
+        run = wait_for("the daemon to start the run", lambda: instance.get_runs(limit=1))[0]
+        wait_for("the OneSignal fetch to be under way", lambda: views_served(emulator) >= 2)
+        assert holders(instance) == {run.run_id}
+        os.kill(wait_for("the worker's pid", lambda: worker_pid(instance, run.run_id)), SIGKILL)
+        wait_for(
+            "the run to be marked failed",
+            lambda: status(instance, run.run_id) == dg.DagsterRunStatus.FAILURE,
+        )
+        wait_for("the daemon to free the dead run's slot", lambda: not holders(instance))
+        the_next_snapshot_goes_through(instance, emulator, duckdb_path)
+
+        # 2. a run inside a command that is killed: nothing sees it die
+        emulator.state.reset_stats()
+        emulator.state.set_faults("onesignal", latency_ms=VIEW_LATENCY_MS)
+        command = snapshot_command(environ, tmp_path)
+        wait_for("the OneSignal fetch to be under way", lambda: views_served(emulator) >= 2)
+        killed = instance.get_runs(limit=1)[0]
+        assert holders(instance) == {killed.run_id}
+        command.send_signal(SIGKILL)
+        command.wait(timeout=30)
+        assert status(instance, killed.run_id) == dg.DagsterRunStatus.STARTED  # looks alive
+        assert holders(instance) == {killed.run_id}  # and holds the slot: the next run waits
+        wait_for(
+            "the daemon to fail the run after its maximum runtime and free its slot",
+            lambda: (
+                status(instance, killed.run_id) == dg.DagsterRunStatus.FAILURE
+                and not holders(instance)
+            ),
+        )
+        the_next_snapshot_goes_through(instance, emulator, duckdb_path)
