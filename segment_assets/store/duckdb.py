@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pandas as pd
 
 from segment_assets import locks, storage
@@ -33,6 +34,8 @@ def _as_store_errors() -> Iterator[None]:
         yield
     except storage.StorageError as exc:
         raise StoreError(str(exc)) from None
+    except duckdb.Error as exc:
+        raise StoreError(f"DuckDB ({storage.DATABASE_ENV}): {exc}") from None
 
 
 def _name(identifier: str) -> str:

@@ -32,6 +32,12 @@ from segment_assets.store.types import as_pandas
 if TYPE_CHECKING:
     from segment_assets.store.postgres import PostgresStore
 
+
+def milliseconds(seconds: float) -> str:
+    """A PostgreSQL duration of at least 1 ms (0 would mean "no limit")."""
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
 PARTITION_COLUMN = "snapshot_date"
 # Session settings of a history read: hash the groups (the planner overestimates their
 # number and would sort), with room for them in memory, and no JIT compilation (its start-up
@@ -158,11 +164,11 @@ def split(tables: Sequence[str], start: dt.date, end: dt.date, parts: int) -> li
 
 
 def _prepare(conn: psycopg.Connection, lock_wait_seconds: float) -> None:
-    for name, value in (*READ_SETTINGS, ("lock_timeout", f"{round(lock_wait_seconds * 1000)}ms")):
+    for name, value in (*READ_SETTINGS, ("lock_timeout", milliseconds(lock_wait_seconds))):
         conn.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
-def read_history(
+def read_packed_history(
     store: PostgresStore,
     tables: Sequence[str],
     start: dt.date,

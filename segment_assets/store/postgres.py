@@ -35,6 +35,7 @@ from segment_assets.store.base import (
     StoreError,
     check_partition_frame,
 )
+from segment_assets.store.pg_history import milliseconds, read_packed_history
 from segment_assets.store.types import as_pandas, column_types_of, postgres_type, python_values
 from segment_assets.store.url import DatabaseUrl, parse_database_url
 
@@ -97,10 +98,6 @@ def advisory_key(*parts: str) -> int:
     """A signed 64-bit advisory lock key for ``parts`` (the same on every machine)."""
     text = "\0".join(("segment_assets", *parts)).encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
-
-
-def _milliseconds(seconds: float) -> str:
-    return f"{max(1, round(seconds * 1000))}ms"
 
 
 class PostgresStore:
@@ -189,7 +186,7 @@ class PostgresStore:
                 if lock_wait_seconds is not None:
                     conn.execute(
                         "SELECT set_config('lock_timeout', %s, true)",
-                        [_milliseconds(lock_wait_seconds)],
+                        [milliseconds(lock_wait_seconds)],
                     )
                 yield conn
         finally:
@@ -456,10 +453,8 @@ class PostgresStore:
         extra_columns: dict[str, Sequence[str]] | None = None,
         lock_wait_seconds: float = LOCK_RETRY_SECONDS,
     ) -> pd.DataFrame:
-        from segment_assets.store.pg_history import read_history
-
         with self.errors(f"cannot read the history of {', '.join(tables)}"):
-            frame = read_history(
+            frame = read_packed_history(
                 self, tables, start, end, columns, extra_columns or {}, lock_wait_seconds
             )
         return frame
@@ -521,7 +516,7 @@ class PostgresStore:
             return True
         if seconds <= 0:
             return False
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", [_milliseconds(seconds)])
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", [milliseconds(seconds)])
         try:
             conn.execute("SELECT pg_advisory_lock(%s)", [key])
         except psycopg.errors.LockNotAvailable:

@@ -116,7 +116,7 @@ def as_pandas(values: list, postgres: str) -> pd.Series | np.ndarray:
 
 def python_values(values: pd.Series, postgres: str) -> list:
     """``values`` as the Python objects psycopg writes into a ``postgres`` column (None for
-    every missing value: None, NaN, NaT, pd.NA)."""
+    every missing value: None, NaN, NaT, pd.NA). Vectorised: no pandas call per value."""
     if postgres in ("bigint", "integer", "smallint"):
         return _nulls(pd.array(values, dtype="Int64").tolist())
     if postgres in ("double precision", "real"):
@@ -124,26 +124,41 @@ def python_values(values: pd.Series, postgres: str) -> list:
     if postgres == "boolean":
         return _nulls(pd.array(values, dtype="boolean").tolist())
     if postgres == "date":
-        return [_as_date(v) for v in values.tolist()]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            return _naive_utc(values).to_numpy(dtype="datetime64[D]").astype(object).tolist()
+        missing = values.isna().to_numpy()
+        return [None if m else _as_date(v) for v, m in zip(values.tolist(), missing, strict=True)]
     if postgres.startswith("timestamp"):
-        stamps = pd.to_datetime(values, utc=postgres.endswith("with time zone"))
-        if postgres == "timestamp without time zone" and getattr(stamps.dtype, "tz", None):
-            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-        return [None if pd.isna(v) else v.to_pydatetime() for v in stamps.astype(object)]
-    return [None if _missing(v) else v if isinstance(v, str) else str(v) for v in values.tolist()]
+        aware = postgres.endswith("with time zone")
+        stamps = pd.Series(pd.to_datetime(values, utc=aware), index=values.index)
+        if not aware:
+            stamps = _naive_utc(stamps)
+        elif stamps.dt.tz is None:
+            stamps = stamps.dt.tz_localize("UTC")
+        if aware:
+            utc = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+            plain = utc.to_numpy(dtype="datetime64[us]").astype(object).tolist()
+            return [None if v is None else v.replace(tzinfo=dt.UTC) for v in plain]
+        return stamps.to_numpy(dtype="datetime64[us]").astype(object).tolist()
+    missing = values.isna().to_numpy()
+    return [
+        None if m else v if isinstance(v, str) else str(v)
+        for v, m in zip(values.tolist(), missing, strict=True)
+    ]
+
+
+def _naive_utc(values: pd.Series) -> pd.Series:
+    """Datetimes as naive UTC (an aware series is converted to UTC first)."""
+    if getattr(values.dtype, "tz", None) is not None:
+        return values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values
 
 
 def _nulls(values: list) -> list:
     return [None if v is pd.NA else v for v in values]
 
 
-def _missing(value: object) -> bool:
-    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
-
-
-def _as_date(value: object) -> dt.date | None:
-    if _missing(value):
-        return None
+def _as_date(value: object) -> dt.date:
     if isinstance(value, dt.datetime):  # pd.Timestamp too
         return value.date()
     if isinstance(value, dt.date):
