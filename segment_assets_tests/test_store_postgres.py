@@ -489,6 +489,7 @@ def big_write(url: str) -> None:
 
 
 # -- history ------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("read_connections", [1, 3])
 def test_read_history_gives_the_frame_the_duckdb_store_gives(pg, duck, read_connections):
     pg.read_connections = read_connections
@@ -556,6 +557,7 @@ def said() -> Iterator[tuple[logging.Logger, Said]]:
     log.removeHandler(handler)
 
 
+@pytest.mark.slow
 def test_an_account_lock_keeps_a_second_run_waiting_and_it_says_so(pg, said):
     log, handler = said
     other_machine = PostgresStore(pg.url.conninfo)
@@ -587,6 +589,49 @@ def test_an_account_lock_keeps_a_second_run_waiting_and_it_says_so(pg, said):
     thread.join(10)
     assert len(got) == 1
     assert handler.lines[-1].startswith("OneSignal app-1: the other run finished after")
+
+
+def test_threads_of_one_process_take_turns_and_many_accounts_share_one_connection(
+    pg, database, said
+):
+    log, handler = said
+    inside, most = 0, 0
+    guard = threading.Lock()
+    ready = threading.Barrier(24)
+
+    def snapshot(account: str) -> None:
+        nonlocal inside, most
+        ready.wait()
+        with pg.lock_account("onesignal", account, f"OneSignal {account}", log):
+            with guard:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.3)
+            with guard:
+                inside -= 1
+
+    # 20 accounts side by side, and 4 more threads for an account that one of them holds
+    accounts = [f"app-{i}" for i in range(20)] + ["app-0"] * 4
+    threads = [threading.Thread(target=snapshot, args=(a,)) for a in accounts]
+    for t in threads:
+        t.start()
+    time.sleep(0.15)
+    sessions = database.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+        "AND application_name = 'segment_assets'",
+        (database.name,),
+    )[0][0]
+    for t in threads:
+        t.join(30)
+    assert sessions == 1
+    assert most == 20  # app-0 was snapshotted by one thread at a time
+    assert (
+        handler.lines.count(
+            "OneSignal app-0: waiting for another run's snapshot of this account to finish"
+        )
+        >= 1
+    )
+    assert database.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
 
 
 def test_a_lock_dies_with_the_session_of_its_holder(pg, database, said):
@@ -800,6 +845,7 @@ def store_test_totals(store_test_counts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"snapshot_date": [day], "total": [total]})
 
 
+@pytest.mark.slow
 def test_the_io_manager_writes_and_reads_daily_partitions(pg, database, monkeypatch):
     monkeypatch.setenv(DATABASE_URL_ENV, database.url)
     resources = {"io_manager": pg.io_manager()}
@@ -883,6 +929,7 @@ def test_the_io_manager_stops_a_step_before_the_asset_runs_when_it_may_not_write
 
 
 # -- migration ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_migrating_duckdb_history_copies_each_day_once_and_verifies_the_counts(pg, duck):
     write_days(duck, 4)
     duck.ensure_table("segment_drops", {c.name: c.sql_type for c in DROPS_COLUMNS})

@@ -4,8 +4,9 @@ database any number of machines can reach.
 * A day is replaced in one transaction (delete, then ``COPY`` of the new rows), under a
   transaction-level advisory lock per table, so two writers of one day cannot both insert.
 * One snapshot per provider account at a time, across machines: a session-level advisory lock
-  keyed by provider and account, held on its own connection while the snapshot runs. When the
-  holder dies (SIGKILL, lost pod), PostgreSQL ends its session and frees the lock.
+  keyed by provider and account (:mod:`segment_assets.store.pg_locks`; one session holds all
+  of a process's locks). When the holder dies (SIGKILL, lost pod), PostgreSQL ends its
+  session and frees the lock.
 * Names are composed with :mod:`psycopg.sql` identifiers; values are always parameters.
 * Every error names ``SEGMENT_ASSETS_DATABASE_URL`` and never holds its password.
 """
@@ -13,8 +14,6 @@ database any number of machines can reach.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -23,19 +22,18 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from segment_assets.locks import NOTICE_AFTER_SECONDS
 from segment_assets.store.base import (
     DATABASE_URL_ENV,
     DEFAULT_WAIT_SECONDS,
     HISTORY_COLUMNS,
     LOCK_RETRY_SECONDS,
     SCHEMA,
-    AccountBusyError,
     ColumnTypes,
     StoreError,
     check_partition_frame,
 )
 from segment_assets.store.pg_history import milliseconds, read_packed_history
+from segment_assets.store.pg_locks import AccountLocks, advisory_key
 from segment_assets.store.types import as_pandas, column_types_of, postgres_type, python_values
 from segment_assets.store.url import DatabaseUrl, parse_database_url
 
@@ -46,9 +44,6 @@ APPLICATION_NAME = "segment_assets"
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_READ_CONNECTIONS = 2
 PARTITION_COLUMN = "snapshot_date"
-# Seconds between TCP keepalive probes on a lock's session, so that the server also frees the
-# lock of a holder whose machine vanished without closing its connection.
-KEEPALIVE_SECONDS = 30
 
 # Type names psycopg knows for COPY, by the names format_type() gives.
 _COPY_TYPES = {
@@ -94,12 +89,6 @@ _CONNECT_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-def advisory_key(*parts: str) -> int:
-    """A signed 64-bit advisory lock key for ``parts`` (the same on every machine)."""
-    text = "\0".join(("segment_assets", *parts)).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
-
-
 class PostgresStore:
     """Snapshots in the PostgreSQL database of ``url`` (``SEGMENT_ASSETS_DATABASE_URL``)."""
 
@@ -118,6 +107,7 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.read_connections = max(1, read_connections)
         self.env_var = env_var
+        self._account_locks = AccountLocks(self)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url.display!r}, schema={self.schema!r})"
@@ -470,75 +460,10 @@ class PostgresStore:
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
     ) -> Iterator[None]:
         key = advisory_key("account", provider, account)
-        conn = self.connect(autocommit=True)
-        held = False
-        try:
-            with self.errors(f"{label}: cannot take this account's snapshot lock"):
-                self._take_lock(conn, key, label, log, wait_seconds)
-            held = True
-            yield
-        finally:
-            if held:
-                self._release_lock(conn, key, label, log)
-            else:
-                conn.close()
-
-    def _take_lock(
-        self, conn: psycopg.Connection, key: int, label: str, log: Any, wait_seconds: float
-    ) -> None:
-        # the session holds the lock: keep it alive while idle, and let the server notice a
-        # vanished holder
-        for name, value in (
-            ("idle_session_timeout", "0"),
-            ("statement_timeout", "0"),
-            ("tcp_keepalives_idle", str(KEEPALIVE_SECONDS)),
-            ("tcp_keepalives_interval", str(KEEPALIVE_SECONDS // 3)),
-            ("tcp_keepalives_count", "3"),
+        with self._account_locks.hold(
+            key, label, log, wait_seconds, f"PostgreSQL advisory lock {key}, see pg_locks"
         ):
-            conn.execute("SELECT set_config(%s, %s, false)", [name, value])
-        started = time.monotonic()
-        if self._wait_for_lock(conn, key, min(NOTICE_AFTER_SECONDS, wait_seconds)):
-            return
-        if log is not None:
-            log.info(f"{label}: waiting for another run's snapshot of this account to finish")
-        if not self._wait_for_lock(conn, key, max(0.0, wait_seconds - NOTICE_AFTER_SECONDS)):
-            raise AccountBusyError(
-                f"{label}: another run kept this account's snapshot lock (PostgreSQL advisory "
-                f"lock {key}, see pg_locks) for more than {wait_seconds:,.0f} s; is a run stuck?"
-            )
-        if log is not None:
-            log.info(f"{label}: the other run finished after {time.monotonic() - started:.1f} s")
-
-    @staticmethod
-    def _wait_for_lock(conn: psycopg.Connection, key: int, seconds: float) -> bool:
-        """Take the advisory lock ``key``, waiting up to ``seconds``; False if still held."""
-        if conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
-            return True
-        if seconds <= 0:
-            return False
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", [milliseconds(seconds)])
-        try:
-            conn.execute("SELECT pg_advisory_lock(%s)", [key])
-        except psycopg.errors.LockNotAvailable:
-            return False
-        finally:
-            conn.execute("SELECT set_config('lock_timeout', '0', false)")
-        return True
-
-    def _release_lock(self, conn: psycopg.Connection, key: int, label: str, log: Any) -> None:
-        try:
-            if not conn.closed and not conn.broken:
-                conn.execute("SELECT pg_advisory_unlock(%s)", [key])
-                return
-        except psycopg.Error:
-            pass
-        finally:
-            conn.close()
-        if log is not None:
-            log.warning(
-                f"{label}: the connection holding this account's snapshot lock was lost "
-                "before the snapshot ended; another run may have snapshotted it meanwhile"
-            )
+            yield
 
     # -- Dagster --------------------------------------------------------------------------
     def io_manager(self) -> dg.ConfigurableIOManagerFactory:
