@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from segment_assets import storage
 from segment_assets.storage import SCHEMA
 from segment_assets.store.base import SegmentStore, StoreError
 
@@ -102,9 +104,12 @@ def migrate_duckdb(
     """
     if not Path(database).exists():
         raise StoreError(f"there is no DuckDB file at {database} to copy from")
-    target.check(tables or ())
     copies: list[TableCopy] = []
-    with duckdb.connect(database, read_only=True) as source:
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(storage.connect(database, read_only=True))
+        except storage.StorageError as exc:
+            raise StoreError(str(exc)) from None
         present = [
             name
             for (name,) in source.execute(
@@ -117,6 +122,7 @@ def migrate_duckdb(
         missing = [t for t in wanted if t not in present]
         if missing:
             raise StoreError(f"{database} has no table {', '.join(missing)} in schema {SCHEMA}")
+        target.check(wanted)
         for table in wanted:
             copies.append(_copy_table(source, table, target, overwrite, log))
     summary = MigrationSummary(database, target.describe(), copies)
