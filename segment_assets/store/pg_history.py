@@ -42,7 +42,7 @@ PARTITION_COLUMN = "snapshot_date"
 # Session settings of a history read: hash the groups (the planner overestimates their
 # number and would sort), with room for them in memory, and no JIT compilation (its start-up
 # costs more than it saves on these queries).
-READ_SETTINGS = (("enable_sort", "off"), ("jit", "off"), ("work_mem", "256MB"))
+READ_SETTINGS = (("enable_sort", "off"), ("jit", "off"), ("work_mem", "128MB"))
 
 # PostgreSQL type → (SQL of its fixed-width binary form with {} for the column, numpy dtype)
 _PACKED: dict[str, tuple[str, str]] = {
@@ -106,9 +106,10 @@ def group_query(store: PostgresStore, table: str, plan: Plan, own: set[str]) -> 
             return sql.Identifier(name)
         return sql.SQL("NULL::{}").format(sql.SQL(plan.types[name]))
 
-    flags = [
+    flags = [  # the partition column is never NULL within the window: no flag to compute
         sql.SQL("(({} IS NULL)::integer << {})").format(column(n), sql.Literal(bit))
         for bit, n in enumerate(plan.packed)
+        if n != PARTITION_COLUMN or n not in own
     ] or [sql.SQL("0")]
     mask_cast = {"int2send": "smallint", "int4send": "integer", "int8send": "bigint"}
     record = [
