@@ -97,7 +97,9 @@ def _type_of(values: pd.Series) -> str:
     return "VARCHAR"
 
 
-def as_pandas(values: list, postgres: str) -> pd.Series | np.ndarray:
+def as_pandas(
+    values: list, postgres: str
+) -> pd.Series | np.ndarray | pd.api.extensions.ExtensionArray:
     """Values read from PostgreSQL (Python objects, None for NULL) as DuckDB's ``.df()``
     would give the same column."""
     dtypes = PANDAS_DTYPES.get(postgres)
