@@ -1,0 +1,170 @@
+"""The DuckDB store: a thin adapter over :mod:`segment_assets.storage` and
+:mod:`segment_assets.locks` (one file on one machine; lock files beside it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pandas as pd
+
+from segment_assets import locks, storage
+from segment_assets.store.base import (
+    DEFAULT_WAIT_SECONDS,
+    HISTORY_COLUMNS,
+    LOCK_RETRY_SECONDS,
+    SCHEMA,
+    ColumnTypes,
+    StoreError,
+    check_partition_frame,
+)
+from segment_assets.store.types import column_types_of, postgres_type
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+
+@contextmanager
+def _as_store_errors() -> Iterator[None]:
+    try:
+        yield
+    except storage.StorageError as exc:
+        raise StoreError(str(exc)) from None
+    except duckdb.Error as exc:
+        raise StoreError(f"DuckDB ({storage.DATABASE_ENV}): {exc}") from None
+
+
+def _name(identifier: str) -> str:
+    """A quoted DuckDB identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class DuckDBStore:
+    """Snapshots in the DuckDB file ``database`` (``SEGMENT_ASSETS_DUCKDB``)."""
+
+    schema: str = SCHEMA
+
+    def __init__(self, database: str) -> None:
+        with _as_store_errors():
+            self.database = storage.validate_database_path(database)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DuckDBStore:
+        with _as_store_errors():
+            return cls(storage.database_path(None if environ is None else dict(environ)))
+
+    def __repr__(self) -> str:
+        return f"DuckDBStore({self.database!r})"
+
+    def describe(self) -> str:
+        return f"DuckDB file {self.database}"
+
+    def check(self, tables: Sequence[str] = (), write: bool = True) -> None:
+        with _as_store_errors():
+            if write:
+                storage.check_database_file(self.database)
+            else:
+                storage.validate_database_path(self.database)
+
+    def _table(self, table: str) -> str:
+        return f"{_name(self.schema)}.{_name(table)}"
+
+    def _create(self, conn: Any, table: str, column_types: ColumnTypes) -> None:
+        for name, kind in column_types.items():
+            postgres_type(kind, name)  # the same names on both stores: reject unknown ones
+        columns = ", ".join(f"{_name(n)} {t}" for n, t in column_types.items())
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_name(self.schema)}")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {self._table(table)} ({columns})")
+
+    def ensure_table(self, table: str, column_types: ColumnTypes) -> None:
+        with _as_store_errors(), storage.connect(self.database) as conn:
+            self._create(conn, table, column_types)
+
+    def write_partition(
+        self,
+        table: str,
+        day: dt.date,
+        frame: pd.DataFrame,
+        column_types: ColumnTypes | None = None,
+    ) -> int:
+        check_partition_frame(table, day, frame)
+        with _as_store_errors(), storage.connect(self.database) as conn:
+            conn.begin()
+            try:
+                self._create(conn, table, column_types or column_types_of(frame))
+                conn.execute(
+                    f"DELETE FROM {self._table(table)} WHERE snapshot_date = $day", {"day": day}
+                )
+                if len(frame):
+                    conn.register("segment_assets_partition", frame)
+                    conn.execute(
+                        f"INSERT INTO {self._table(table)} BY NAME "
+                        "SELECT * FROM segment_assets_partition"
+                    )
+                    conn.unregister("segment_assets_partition")
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        return len(frame)
+
+    def read_partition(
+        self, table: str, day: dt.date, lock_wait_seconds: float = LOCK_RETRY_SECONDS
+    ) -> pd.DataFrame:
+        with _as_store_errors():
+            return storage.read_partition(
+                self.database, table, day, lock_wait_seconds=lock_wait_seconds
+            )
+
+    def read_history(
+        self,
+        tables: Sequence[str],
+        start: dt.date,
+        end: dt.date,
+        columns: Sequence[str] = HISTORY_COLUMNS,
+        extra_columns: dict[str, Sequence[str]] | None = None,
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> pd.DataFrame:
+        with _as_store_errors():
+            return storage.read_history(
+                self.database,
+                tables,
+                start,
+                end,
+                columns=columns,
+                extra_columns=extra_columns,
+                lock_wait_seconds=lock_wait_seconds,
+            )
+
+    def partition_counts(self, table: str) -> dict[dt.date, int]:
+        if not self.existing_tables([table]):
+            return {}
+        with _as_store_errors(), storage.connect(self.database) as conn:
+            rows = conn.execute(
+                f"SELECT snapshot_date, count(*) FROM {self._table(table)} "
+                "WHERE snapshot_date IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        return dict(rows)
+
+    def existing_tables(self, tables: Sequence[str]) -> list[str]:
+        if not Path(self.database).exists():
+            return []
+        with _as_store_errors(), storage.connect(self.database) as conn:
+            return storage.existing_tables(conn, tables)
+
+    def lock_account(
+        self,
+        provider: str,
+        account: str,
+        label: str,
+        log: Any = None,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    ) -> AbstractContextManager[None]:
+        return locks.account_lock(self.database, provider, account, label, log, wait_seconds)
+
+    def io_manager(self) -> dg.ConfigurableIOManagerFactory:
+        return storage.io_manager(self.database)
