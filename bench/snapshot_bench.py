@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from segment_assets.providers import actionhub  # noqa: E402
-from segment_assets.resources import (  # noqa: E402
+from segment_assets.providers.resources import (  # noqa: E402
     ActionHubResource,
     OneSignalResource,
     ProviderResource,
@@ -101,7 +101,7 @@ print(time.perf_counter() - started)
 # Runs in a fresh process: one ActionHub snapshot, then its peak RSS.
 MEMORY_MAIN = """
 import datetime as dt, json, resource, sys, time
-from segment_assets.resources import ActionHubResource
+from segment_assets.providers.resources import ActionHubResource
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 res = ActionHubResource(api_key=sys.argv[2], program_id="memory", base_url=sys.argv[1],
                         max_requests_per_second=None, max_concurrency=4, page_size=100)
@@ -442,11 +442,11 @@ def build_store(database: str, days: int, segments: int) -> None:
 def store(workdir: Path, misses: list[str]) -> None:
     import dagster as dg
 
-    from segment_assets.alerts import DropAlerts
+    from segment_assets.defs.alerts import DropAlerts
+    from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES, flag_drops
+    from segment_assets.defs.sensors import segment_drop_sensor
     from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops
-    from segment_assets.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES, flag_drops
-    from segment_assets.sensors import segment_drop_sensor
-    from segment_assets.storage import read_history
+    from segment_assets.store.duckdb_files import read_history
 
     database = str(workdir / "store.duckdb")
     t0 = time.perf_counter()

@@ -46,8 +46,8 @@ from snapshot_bench import (  # noqa: E402
     build_store,
 )
 
+from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES  # noqa: E402
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops  # noqa: E402
-from segment_assets.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES  # noqa: E402
 from segment_assets.store.base import SegmentStore  # noqa: E402
 from segment_assets.store.duckdb import DuckDBStore  # noqa: E402
 from segment_assets.store.migrate import migrate_duckdb  # noqa: E402

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from segment_assets.providers import schema
-from segment_assets.resources import ConfigurationError
-from segment_assets.storage import StorageError
+from segment_assets.providers.resources import ConfigurationError
+from segment_assets.store.duckdb_files import StorageError
 
 OK, DROPS_FOUND, USAGE_ERROR, RUN_FAILED = 0, 1, 2, 3
 # Raised before a run starts by a setting the user fixes (the accounts file, a variable that
@@ -107,8 +107,8 @@ def snapshot(
     refetch_all: bool = False,
     accept_shrunk: bool = False,
 ) -> int:
-    from segment_assets.assets import ACCOUNTS_CHECK
     from segment_assets.definitions import defs
+    from segment_assets.defs.assets import ACCOUNTS_CHECK
 
     keys = [dg.AssetKey(f"{p}_segments") for p in providers]
     partitions = defs.resolve_assets_def(keys[0]).partitions_def
@@ -172,8 +172,8 @@ def snapshot(
 
 
 def drops(day: dt.date, providers: Sequence[str]) -> int:
-    from segment_assets.drops import drops_markdown, flag_drops
-    from segment_assets.storage import database_path
+    from segment_assets.defs.drops import drops_markdown, flag_drops
+    from segment_assets.store.duckdb_files import database_path
 
     found = flag_drops(database_path(), [f"{p}_segments" for p in providers], day)
     if found.empty:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from segment_assets.accounts import provider_resources
-from segment_assets.alerts import alerts_from_env
-from segment_assets.assets import PROVIDER_ASSETS, segment_drops
-from segment_assets.checks import DROP_CHECKS
-from segment_assets.schedules import daily_segment_snapshot, daily_segment_snapshot_schedule
-from segment_assets.sensors import segment_drop_sensor
-from segment_assets.storage import io_manager
+from segment_assets.config.accounts import provider_resources
+from segment_assets.defs.alerts import alerts_from_env
+from segment_assets.defs.assets import PROVIDER_ASSETS, segment_drops
+from segment_assets.defs.checks import DROP_CHECKS
+from segment_assets.defs.schedules import daily_segment_snapshot, daily_segment_snapshot_schedule
+from segment_assets.defs.sensors import segment_drop_sensor
+from segment_assets.store.duckdb_files import io_manager
 
 defs = dg.Definitions(
     assets=[*PROVIDER_ASSETS, segment_drops],

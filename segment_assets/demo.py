@@ -182,8 +182,8 @@ def seed(emulator_url: str, days: int) -> None:
     """
     import dagster as dg
 
-    from segment_assets.assets import PROVIDER_ASSETS
     from segment_assets.definitions import defs
+    from segment_assets.defs.assets import PROVIDER_ASSETS
 
     job = defs.resolve_job_def("daily_segment_snapshot")
     latest = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from segment_assets.providers import schema
-from segment_assets.resources import ProviderResource
+from segment_assets.providers.resources import ProviderResource
 
 MAX_ACCOUNTS_IN_PARALLEL = 16
 
@@ -169,7 +169,7 @@ def take_snapshot(
 
     ``stored`` is what the partition holds now (any columns of the table; may be empty).
     ``latest`` gives each account's latest stored day and its segment count (see
-    :func:`segment_assets.storage.latest_stored_counts`), which ``guard`` judges each new
+    :func:`segment_assets.store.duckdb_files.latest_stored_counts`), which ``guard`` judges each new
     snapshot against. Raises the account's own error when the one account fetched failed,
     and :class:`SnapshotError` when several were fetched and all failed; nothing is stored
     then.

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 import dagster as dg
 import pandas as pd
 
-from segment_assets.assets import PROVIDER_ASSETS
-from segment_assets.checks import DROP_CHECKS
+from segment_assets.defs.assets import PROVIDER_ASSETS
+from segment_assets.defs.checks import DROP_CHECKS
 from segment_assets.emulator import (
     DEMO_ACTIONHUB_KEY,
     DEMO_ONESIGNAL_APPS,
@@ -21,7 +21,7 @@ from segment_assets.emulator import (
     OneSignalApp,
     UserComApp,
 )
-from segment_assets.storage import connect
+from segment_assets.store.duckdb_files import connect
 
 APP_ID, APP_KEY = next(iter(DEMO_ONESIGNAL_APPS.items()))
 ASSET = "onesignal_segments"
@@ -94,7 +94,7 @@ def largest_segments(emulator: EmulatorServer, count: int) -> list[tuple[str, st
     return [(r["id"], r["name"]) for r in rows[:count]]
 
 
-# Rows shaped like segment_assets.drops.flag_drops, for the message and table tests.
+# Rows shaped like segment_assets.defs.drops.flag_drops, for the message and table tests.
 ERROR_DROP: dict = {
     "provider": "onesignal",
     "account": "app-1",

@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from segment_assets.assets import PROVIDER_ASSETS
+from segment_assets.defs.assets import PROVIDER_ASSETS
 from segment_assets.emulator import (
     ActionHubProgram,
     EmulatorConfig,
@@ -23,8 +23,8 @@ from segment_assets.emulator import (
     OneSignalApp,
     UserComApp,
 )
-from segment_assets.resources import provider_resources_from_env
-from segment_assets.storage import io_manager
+from segment_assets.providers.resources import provider_resources_from_env
+from segment_assets.store.duckdb_files import io_manager
 
 PROVIDERS = ("actionhub", "usercom", "onesignal")
 ASSETS = {a.key.path[-1].removesuffix("_segments"): a for a in PROVIDER_ASSETS}

@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from segment_assets.accounts import load_accounts, provider_resources
-from segment_assets.resources import (
+from segment_assets.config.accounts import load_accounts, provider_resources
+from segment_assets.providers.resources import (
     ActionHubResource,
     ConfigurationError,
     OneSignalAccounts,

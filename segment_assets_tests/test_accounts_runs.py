@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from dagster._serdes import serialize_value
 
-from segment_assets.accounts import provider_resources
-from segment_assets.alerts import DropAlerts
-from segment_assets.assets import ACCOUNTS_CHECK
 from segment_assets.cli import RUN_FAILED, USAGE_ERROR
-from segment_assets.drops import drops_markdown, flag_drops
+from segment_assets.config.accounts import provider_resources
+from segment_assets.defs.alerts import DropAlerts
+from segment_assets.defs.assets import ACCOUNTS_CHECK
+from segment_assets.defs.drops import drops_markdown, flag_drops
+from segment_assets.defs.sensors import segment_drop_sensor
 from segment_assets.emulator import ActionHubProgram, EmulatorConfig, OneSignalApp, UserComApp
-from segment_assets.sensors import segment_drop_sensor
-from segment_assets.storage import connect, io_manager
+from segment_assets.store.duckdb_files import connect, io_manager
 
 from .conftest import YESTERDAY
 from .drop_story import days

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from segment_assets.alerts import (
+from segment_assets.defs.alerts import (
     MAX_DROPS_PER_ALERT,
     PAYLOAD_VERSION,
     SLACK_LINES,

@@ -114,7 +114,7 @@ WITH_A_BUG = textwrap.dedent(
     """
     import sys
 
-    import segment_assets.drops
+    import segment_assets.defs.drops
     from segment_assets.cli import main
 
 
@@ -122,7 +122,7 @@ WITH_A_BUG = textwrap.dedent(
         raise ValueError("a bug in the detector")
 
 
-    segment_assets.drops.flag_drops = flag_drops
+    segment_assets.defs.drops.flag_drops = flag_drops
     sys.exit(main(sys.argv[1:]))
     """
 )

@@ -22,7 +22,7 @@ import dagster as dg
 import pytest
 
 from segment_assets.emulator import EmulatorConfig
-from segment_assets.locks import AccountBusyError, account_lock
+from segment_assets.store.file_locks import AccountBusyError, account_lock
 
 from .conftest import emulator_env
 from .resilience import PROVIDERS, expected_counts, small_config, stored

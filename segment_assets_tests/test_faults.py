@@ -13,9 +13,9 @@ import re
 import dagster as dg
 import pytest
 
-from segment_assets.alerts import DropAlerts
+from segment_assets.defs.alerts import DropAlerts
+from segment_assets.defs.sensors import segment_drop_sensor
 from segment_assets.emulator import EmulatorConfig
-from segment_assets.sensors import segment_drop_sensor
 
 from .conftest import YESTERDAY, failure_text
 from .drop_story import days, write_history

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from segment_assets.answers import retry_after
 from segment_assets.emulator import DEMO_ONESIGNAL_APPS, DEMO_USERCOM_KEY
-from segment_assets.http import (
+from segment_assets.providers import onesignal, usercom
+from segment_assets.providers.answers import retry_after
+from segment_assets.providers.http import (
     ProviderAuthError,
     ProviderHTTP,
     ProviderRateLimitedError,
@@ -22,7 +23,6 @@ from segment_assets.http import (
     UnsafeURLError,
     validate_base_url,
 )
-from segment_assets.providers import onesignal, usercom
 
 from .dripping_server import DrippingServer
 
@@ -71,7 +71,7 @@ def test_a_persistent_fault_gives_up_with_provider_endpoint_status_and_message(e
 
 
 def test_a_body_of_the_wrong_shape_is_retried_then_reported(emulator):
-    from segment_assets.pagination import NextLinkStrategy
+    from segment_assets.providers.pagination import NextLinkStrategy
 
     emulator.state.set_faults("usercom", fail_always="wrong-shape")
     strategy = NextLinkStrategy(path="/segments/", items_key="results")

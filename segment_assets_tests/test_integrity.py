@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
-from segment_assets.assets import DAILY
+from segment_assets.defs.assets import DAILY
 from segment_assets.emulator import EmulatorConfig
 from segment_assets.providers.schema import column_names
-from segment_assets.storage import SCHEMA, io_manager
+from segment_assets.store.duckdb_files import SCHEMA, io_manager
 
 from .conftest import YESTERDAY, failure_text
 from .resilience import (

@@ -18,9 +18,9 @@ from segment_assets.emulator import (
     OneSignalApp,
     UserComApp,
 )
-from segment_assets.http import ProviderHTTP, RetrySettings
 from segment_assets.providers import onesignal
-from segment_assets.resources import (
+from segment_assets.providers.http import ProviderHTTP, RetrySettings
+from segment_assets.providers.resources import (
     ActionHubResource,
     OneSignalResource,
     UserComResource,

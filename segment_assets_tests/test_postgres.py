@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import dagster as dg
 import pytest
 
-from segment_assets.alerts import DropAlerts
-from segment_assets.sensors import segment_drop_sensor
+from segment_assets.defs.alerts import DropAlerts
+from segment_assets.defs.sensors import segment_drop_sensor
 
 from .conftest import YESTERDAY
 from .dagster_ui import free_port

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from segment_assets.accounts import account_resource, parse_accounts
+from segment_assets.config.accounts import account_resource, parse_accounts
 from segment_assets.emulator import DEMO_ACTIONHUB_KEY, ActionHubProgram, EmulatorConfig
-from segment_assets.http import ProviderAuthError, ProviderRequestError
-from segment_assets.resources import ActionHubResource, ConfigurationError
+from segment_assets.providers.http import ProviderAuthError, ProviderRequestError
+from segment_assets.providers.resources import ActionHubResource, ConfigurationError
 
 from .conftest import YESTERDAY
 
@@ -95,8 +95,8 @@ def test_a_bad_key_fails_at_once_naming_what_to_check(emulator, log):
 
 
 def test_a_parameter_the_api_rejects_gives_its_validation_message(emulator, log):
-    from segment_assets.http import ProviderHTTP
     from segment_assets.providers import actionhub
+    from segment_assets.providers.http import ProviderHTTP
 
     client = ProviderHTTP(
         "actionhub",

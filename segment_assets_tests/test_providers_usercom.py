@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from segment_assets.emulator import EmulatorConfig, EmulatorServer, UserComApp
-from segment_assets.http import ProviderAuthError
-from segment_assets.resources import UserComResource
+from segment_assets.providers.http import ProviderAuthError
+from segment_assets.providers.resources import UserComResource
 
 from .conftest import YESTERDAY
 

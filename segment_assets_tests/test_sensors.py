@@ -10,17 +10,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from segment_assets import drops
-from segment_assets.alerts import DropAlert, DropAlerts
-from segment_assets.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
-from segment_assets.providers import schema
-from segment_assets.sensors import (
+from segment_assets.defs import drops
+from segment_assets.defs.alerts import DropAlert, DropAlerts
+from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
+from segment_assets.defs.sensors import (
     CursorError,
     DropSensorCursor,
     DropSensorTick,
     segment_drop_sensor,
 )
-from segment_assets.storage import connect
+from segment_assets.providers import schema
+from segment_assets.store.duckdb_files import connect
 
 from .conftest import YESTERDAY
 from .drop_story import (

@@ -21,10 +21,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from segment_assets.assets import ACCOUNTS_CHECK, DAILY
 from segment_assets.cli import OK, RUN_FAILED
+from segment_assets.defs.assets import ACCOUNTS_CHECK, DAILY
 from segment_assets.emulator import EmulatorConfig
-from segment_assets.storage import SCHEMA, io_manager
+from segment_assets.store.duckdb_files import SCHEMA, io_manager
 
 from .conftest import YESTERDAY, failure_text
 from .resilience import (
@@ -355,7 +355,7 @@ def test_a_user_based_segment_is_known_by_status_and_error_shape_not_by_one_sent
 
 
 def test_a_400_about_the_authorization_header_or_from_a_proxy_is_not_a_user_based_segment():
-    from segment_assets.http import ProviderRequestError
+    from segment_assets.providers.http import ProviderRequestError
     from segment_assets.providers.onesignal import is_deleted, is_user_based
 
     def answer(status: int, body: Any) -> ProviderRequestError:

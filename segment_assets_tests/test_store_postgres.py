@@ -31,7 +31,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from segment_assets.drops import DROPS_COLUMNS
+from segment_assets.defs.drops import DROPS_COLUMNS
 from segment_assets.providers import schema
 from segment_assets.store import (
     DATABASE_URL_ENV,

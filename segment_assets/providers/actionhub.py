@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from segment_assets.http import ProviderHTTP, ProviderRequestError
-from segment_assets.pagination import PageNumberStrategy, crawl
+from segment_assets.providers.http import ProviderHTTP, ProviderRequestError
+from segment_assets.providers.pagination import PageNumberStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import COUNT, NUMBER, TEXT, check_fields
 

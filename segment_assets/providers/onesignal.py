@@ -8,14 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from segment_assets.http import (
+from segment_assets.providers.http import (
     BadShape,
     ProviderAuthError,
     ProviderError,
     ProviderHTTP,
     ProviderRequestError,
 )
-from segment_assets.pagination import OffsetStrategy, Progress, SingleStrategy, crawl
+from segment_assets.providers.pagination import OffsetStrategy, Progress, SingleStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import COUNT, TEXT, check_fields
 

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from segment_assets.http import ProviderHTTP
-from segment_assets.pagination import NextLinkStrategy, crawl
+from segment_assets.providers.http import ProviderHTTP
+from segment_assets.providers.pagination import NextLinkStrategy, crawl
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import ANY, BOOL, COUNT, INT, TEXT, check_fields
 

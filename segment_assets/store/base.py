@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from segment_assets.locks import DEFAULT_WAIT_SECONDS, AccountBusyError
-from segment_assets.storage import LOCK_RETRY_SECONDS, SCHEMA
+from segment_assets.store.duckdb_files import LOCK_RETRY_SECONDS, SCHEMA
+from segment_assets.store.file_locks import DEFAULT_WAIT_SECONDS, AccountBusyError
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -116,12 +116,12 @@ class SegmentStore(Protocol):
     ) -> pd.DataFrame:
         """Rows of ``tables`` with ``start <= snapshot_date <= end``, as one consistent read.
 
-        The contract of :func:`segment_assets.storage.read_history`: ``extra_columns`` adds
-        columns per table (NULL for the other tables); tables never written are skipped, and
-        none at all gives an empty frame of object columns. ``snapshot_date`` is a
-        categorical of ``datetime.date``, ``user_count`` nullable ``Int64``, and
-        ``provider, account, segment_id, segment_name`` categoricals of their text. Row
-        order is not specified.
+        The contract of :func:`~segment_assets.store.duckdb_files.read_history`:
+        ``extra_columns`` adds columns per table (NULL for the other tables); tables never
+        written are skipped, and none at all gives an empty frame of object columns.
+        ``snapshot_date`` is a categorical of ``datetime.date``, ``user_count`` nullable
+        ``Int64``, and ``provider, account, segment_id, segment_name`` categoricals of their
+        text. Row order is not specified.
         """
         ...
 

@@ -1,5 +1,5 @@
-"""The DuckDB store: a thin adapter over :mod:`segment_assets.storage` and
-:mod:`segment_assets.locks` (one file on one machine; lock files beside it)."""
+"""The DuckDB store: a thin adapter over :mod:`segment_assets.store.duckdb_files` and
+:mod:`segment_assets.store.file_locks` (one file on one machine; lock files beside it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
-from segment_assets import locks, storage
+from segment_assets.store import duckdb_files as storage
+from segment_assets.store import file_locks as locks
 from segment_assets.store.base import (
     DEFAULT_WAIT_SECONDS,
     HISTORY_COLUMNS,

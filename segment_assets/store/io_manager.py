@@ -1,6 +1,6 @@
 """The Dagster IO manager of the PostgreSQL store, on Dagster's ``DbIOManager``.
 
-Like the DuckDB one (:class:`segment_assets.storage.SegmentsIOManager`): an asset with
+Like the DuckDB one (:class:`segment_assets.store.duckdb_files.SegmentsIOManager`): an asset with
 ``metadata={"partition_expr": "snapshot_date"}`` has its partition's rows replaced in one
 transaction (delete, then ``COPY``); a new table takes its column types from the asset's
 ``dagster/column_schema`` metadata (DuckDB type names), else from the frame's dtypes.

@@ -19,9 +19,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from segment_assets import storage
-from segment_assets.storage import SCHEMA
+from segment_assets.store import duckdb_files as storage
 from segment_assets.store.base import SegmentStore, StoreError
+from segment_assets.store.duckdb_files import SCHEMA
 
 PARTITION_COLUMN = "snapshot_date"
 

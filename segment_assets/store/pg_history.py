@@ -25,8 +25,8 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from segment_assets.storage import LABEL_COLUMNS, _code_type, as_dates
 from segment_assets.store.base import StoreError
+from segment_assets.store.duckdb_files import LABEL_COLUMNS, _code_type, as_dates
 from segment_assets.store.types import as_pandas
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ def decode(groups: list[tuple], plan: Plan, start: dt.date) -> pd.DataFrame:
 
 def _unpack(values: np.ndarray, null: np.ndarray, kind: str, name: str, start: dt.date) -> object:
     """One packed column as DuckDB's ``.df()`` gives it (``snapshot_date``: a categorical of
-    ``datetime.date``, as :func:`segment_assets.storage.read_history`)."""
+    ``datetime.date``, as :func:`segment_assets.store.duckdb_files.read_history`)."""
     native = values.astype(values.dtype.newbyteorder("="))
     if kind == "date":
         if name == PARTITION_COLUMN:

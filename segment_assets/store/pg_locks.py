@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from segment_assets.locks import NOTICE_AFTER_SECONDS
 from segment_assets.store.base import AccountBusyError
+from segment_assets.store.file_locks import NOTICE_AFTER_SECONDS
 
 if TYPE_CHECKING:
     from segment_assets.store.postgres import PostgresStore

@@ -10,7 +10,7 @@ The strategies do not trust the provider: a total that changes between pages, a 
 comes back short or full when it should not, or a next link that loops back are corrected
 and said in the log. Every list ends: a page that only repeats segments already read stops
 its list (what was new is kept, and the log says so), a list longer than the client's page
-cap (``max_pages``) fails with :class:`~segment_assets.http.ProviderPaginationError`, and
+cap (``max_pages``) fails with :class:`~segment_assets.providers.http.ProviderPaginationError`, and
 so does a page-number list whose page is empty although its own total says it holds items
 (ActionHub pages are requested a window at a time, so a total in the millions costs one
 request, not a crawl of empty pages).
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from segment_assets.http import BadShape, ProviderHTTP, ProviderPaginationError
+from segment_assets.providers.http import BadShape, ProviderHTTP, ProviderPaginationError
 
 ItemCheck = Callable[[dict[str, Any]], None]
 ItemKey = Callable[[dict[str, Any]], Hashable]

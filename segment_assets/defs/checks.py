@@ -12,9 +12,9 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from segment_assets.assets import DAILY, PROVIDER_ASSETS, PROVIDER_LABELS
-from segment_assets.drops import drops_markdown, drops_summary, flag_drops
-from segment_assets.storage import database_path
+from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS, PROVIDER_LABELS
+from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
+from segment_assets.store.duckdb_files import database_path
 
 CHECK_NAME = "no_sudden_drops"
 

@@ -32,10 +32,10 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from segment_assets.alerts import AlertPayloadError, DropAlert, DropAlerts, log_text
-from segment_assets.assets import ACCOUNT_FAILURES, ACCOUNT_LABELS
-from segment_assets.drops import PROVIDER_TABLES, flag_drops_by_table
-from segment_assets.storage import StorageError, database_path
+from segment_assets.defs.alerts import AlertPayloadError, DropAlert, DropAlerts, log_text
+from segment_assets.defs.assets import ACCOUNT_FAILURES, ACCOUNT_LABELS
+from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops_by_table
+from segment_assets.store.duckdb_files import StorageError, database_path
 
 CURSOR_VERSION = 1
 DEFAULT_MAX_PARTITION_AGE_DAYS = 2

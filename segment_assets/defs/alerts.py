@@ -38,7 +38,7 @@ import pandas as pd
 import requests
 from pydantic import Field
 
-from segment_assets.assets import PROVIDER_LABELS
+from segment_assets.defs.assets import PROVIDER_LABELS
 from segment_assets.detection import is_vanished
 
 PAYLOAD_VERSION = 1
@@ -121,7 +121,7 @@ class DropAlert:
         webserver_url: str,
         account_name: str | None = None,
     ) -> DropAlert:
-        """Build the alert from a :func:`segment_assets.drops.flag_drops` frame (the drops
+        """Build the alert from a :func:`segment_assets.defs.drops.flag_drops` frame (the drops
         of one account; ``account_name`` is its name in words, if it has one)."""
         provider = asset.removesuffix("_segments")
         accounts = sorted(drops["account"].dropna().astype(str).unique())

@@ -19,7 +19,7 @@ from the file keeps its single-account variables (``ONESIGNAL_API_KEY`` …); a 
 given no accounts (``actionhub: {}``) is not snapshotted.
 
 :func:`load_accounts` reads and checks the whole file at once and raises one
-:class:`~segment_assets.resources.ConfigurationError` listing every problem. Nothing here
+:class:`~segment_assets.providers.resources.ConfigurationError` listing every problem. Nothing here
 calls a provider.
 """
 
@@ -35,9 +35,9 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from segment_assets.http import validate_base_url
 from segment_assets.providers import actionhub, usercom
-from segment_assets.resources import (
+from segment_assets.providers.http import validate_base_url
+from segment_assets.providers.resources import (
     ACCOUNTS_CLASSES,
     RESOURCE_CLASSES,
     AccountsResource,

@@ -1,10 +1,10 @@
 """The drops of one day, read from the store: the one place the check, the ``segment_drops``
 asset and the sensor get them from, so all three always agree.
 
-Each read is one :func:`segment_assets.storage.read_history` of the ``HISTORY_DAYS_NEEDED``
-days the detector uses, over all the tables asked for; the sensor judges the partitions of
-one day across the provider tables with a single read and a single detection
-(:func:`flag_drops_by_table`).
+Each read is one :func:`~segment_assets.store.duckdb_files.read_history` of the
+``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for; the sensor
+judges the partitions of one day across the provider tables with a single read and a
+single detection (:func:`flag_drops_by_table`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, is_vanished
 from segment_assets.providers import schema
-from segment_assets.storage import LOCK_RETRY_SECONDS, SCHEMA, connect, read_history
+from segment_assets.store.duckdb_files import LOCK_RETRY_SECONDS, SCHEMA, connect, read_history
 
 PROVIDER_TABLES: tuple[str, ...] = tuple(f"{p}_segments" for p in schema.PROVIDERS)
 #: The provider whose rows each provider table holds (its ``provider`` column).

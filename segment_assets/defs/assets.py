@@ -16,17 +16,17 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from segment_assets import drops
-from segment_assets.locks import account_lock
+from segment_assets.defs import drops
 from segment_assets.providers import schema
-from segment_assets.resources import ConfigurationError, ProviderResource
+from segment_assets.providers.resources import ConfigurationError, ProviderResource
 from segment_assets.snapshot import ShrinkGuard, Snapshot, take_snapshot
-from segment_assets.storage import (
+from segment_assets.store.duckdb_files import (
     EMPTY_DAY_ACCEPTED,
     database_path,
     latest_stored_counts,
     read_partition,
 )
+from segment_assets.store.file_locks import account_lock
 
 DEFAULT_START_DATE = "2025-01-01"
 START_DATE_ENV = "SEGMENT_ASSETS_START_DATE"

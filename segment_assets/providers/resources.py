@@ -1,6 +1,6 @@
 """Provider resources: credentials (from ``EnvVar``), base URLs, request budget.
 
-Each resource turns its settings into a :class:`~segment_assets.http.ProviderHTTP` client
+Each resource turns its settings into a :class:`~segment_assets.providers.http.ProviderHTTP` client
 and calls its provider module; nothing here knows about partitions or storage.
 """
 
@@ -15,8 +15,13 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
 
-from segment_assets.http import DEFAULT_MAX_PAGES, ProviderHTTP, RetrySettings, validate_base_url
 from segment_assets.providers import actionhub, onesignal, usercom
+from segment_assets.providers.http import (
+    DEFAULT_MAX_PAGES,
+    ProviderHTTP,
+    RetrySettings,
+    validate_base_url,
+)
 
 
 class ConfigurationError(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from segment_assets.assets import PROVIDER_ASSETS, segment_drops
+from segment_assets.defs.assets import PROVIDER_ASSETS, segment_drops
 
 SNAPSHOT_HOUR_UTC = 0
 SNAPSHOT_MINUTE_UTC = 20

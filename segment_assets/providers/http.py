@@ -5,7 +5,7 @@ gives the provider modules a single call, :meth:`ProviderHTTP.get_json`. Its ret
 written here by hand rather than left to urllib3's ``Retry``, because what it must do is
 not an attempt counter:
 
-* requests are paced by one :class:`~segment_assets.ratelimit.RateLimiter` per client, and
+* requests are paced by one :class:`~segment_assets.providers.ratelimit.RateLimiter` per client, and
   a ``Retry-After`` pauses *every* worker of the client, not only the one that received it;
 * a 429 slows the pace down and is waited out, without using up the retries: only the
   account's time budget for being rate limited (``rate_limit_budget``) ends it;
@@ -41,9 +41,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import ReadTimeoutError
 
-from segment_assets import answers
-from segment_assets.answers import FieldProblem
-from segment_assets.errors import (
+from segment_assets.providers import answers
+from segment_assets.providers.answers import FieldProblem
+from segment_assets.providers.errors import (
     BadShape,
     ProviderAuthError,
     ProviderError,
@@ -54,7 +54,7 @@ from segment_assets.errors import (
     ProviderUnavailableError,
     UnsafeURLError,
 )
-from segment_assets.ratelimit import RateLimitClock, RateLimiter
+from segment_assets.providers.ratelimit import RateLimitClock, RateLimiter
 
 __all__ = [
     "BadShape",
@@ -147,7 +147,8 @@ class ProviderHTTP:
     whole (its rate-limit budget); ``settings`` maps a setting (``max_requests_per_second``,
     ``rate_limit_budget_seconds``, ``request_deadline_seconds``, ``max_pages``) to how the
     user names it, so errors say what to change. ``max_pages`` is the longest list, in
-    pages, that :func:`~segment_assets.pagination.crawl` reads before it stops with an error.
+    pages, that :func:`~segment_assets.providers.pagination.crawl` reads before it stops
+    with an error.
     """
 
     def __init__(

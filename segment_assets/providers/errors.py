@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from segment_assets.answers import FieldProblem
+from segment_assets.providers.answers import FieldProblem
 
 
 class ProviderError(RuntimeError):

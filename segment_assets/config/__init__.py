@@ -1,0 +1,1 @@
+"""Settings: the accounts file and the environment, turned into typed settings."""

@@ -1,0 +1,1 @@
+"""The Dagster objects: assets, checks, sensors, schedules and alerts."""
