@@ -189,7 +189,9 @@ class SegmentsTypeHandler(DuckDBPandasTypeHandler):
             connection.execute(f"INSERT INTO {target} BY NAME {rows}")
         context.add_output_metadata(
             {
-                **TableMetadataSet(partition_row_count=len(obj), storage_kind="duckdb"),
+                # the storage_kind field of TableMetadataSet is newer than dagster 1.13.0
+                **TableMetadataSet(partition_row_count=len(obj)),
+                "dagster/storage_kind": "duckdb",
                 "dataframe_columns": MetadataValue.table_schema(
                     TableSchema(
                         columns=[

@@ -132,11 +132,12 @@ class PostgresPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         table_types = self.store.create_table(connection, table_slice.table, types)
         rows = self.store.copy_rows(connection, table_slice.table, obj, table_types)
         counted = (
-            TableMetadataSet(partition_row_count=rows, storage_kind="postgresql")
+            TableMetadataSet(partition_row_count=rows)
             if context.has_partition_key
-            else TableMetadataSet(row_count=rows, storage_kind="postgresql")
+            else TableMetadataSet(row_count=rows)
         )
-        return dict(counted)
+        # the storage_kind field of TableMetadataSet is newer than dagster 1.13.0
+        return {**counted, "dagster/storage_kind": "postgresql"}
 
     def load_input(
         self, context: dg.InputContext, table_slice: TableSlice, connection: psycopg.Connection
