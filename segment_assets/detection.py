@@ -92,8 +92,12 @@ NOISE_DAYS = 4 * WEEK  # days of forecast errors behind the noise
 LOOKBACK = NOISE_DAYS  # how far back "is the segment still in an earlier drop?" looks
 SPARSE_FRACTION = 0.7  # below this share of observed days, weekday factors look wider
 UNSEEN_WEEKDAY_NOISE = 0.3  # uncertainty (log scale) of a weekday never observed
-MAX_GROWTH = 0.01  # largest trend followed upwards (log scale per day, about 1 %)
+MAX_GROWTH = 0.2  # largest trend followed upwards (log scale per day, about 22 %)
+MAX_UNCONFIRMED_GROWTH = 0.01  # ... where the last two weeks cannot confirm it (sparse)
 MAX_DECLINE = 0.03  # largest trend followed downwards (about 3 % a day)
+YOUNG_DAYS = 3 * WEEK  # a segment first seen this recently has young weekday factors
+MONTH_HALF = 2 * WEEK  # days each side of the median a day-of-month factor is measured on
+MONTH_MIN_EFFECT = 0.1  # smallest day-of-month factor kept (log scale, about 10 %)
 BLOCK_SEGMENTS = 2048  # segments judged together (see _in_blocks)
 WORKERS = min(2, os.cpu_count() or 1)  # blocks judged side by side
 
@@ -123,6 +127,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 VANISHED = "vanished"
 
 _MAD_TO_SIGMA = 1.4826
+_QUARTILE_TO_SIGMA = 0.6745  # distance from the median to a quartile, in standard deviations
 _MINUS = "\u2212"
 _ARROW = "\u2192"
 
@@ -214,7 +219,8 @@ def find_drops(
     if win is None:
         return _empty(with_name)
 
-    new, expected, pct = _in_blocks(win.observed, win.counts, win.today_shift, th)
+    calendar = _Calendar.of(as_of)
+    new, expected, pct = _in_blocks(win.observed, win.counts, win.today_shift, calendar, th)
     seg = np.flatnonzero(new)
     drops = _drop_frame(win, seg, expected, pct, th, with_name)
     vanished = _vanished_frame(win, with_name)
@@ -222,7 +228,11 @@ def find_drops(
 
 
 def _in_blocks(
-    observed: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+    observed: np.ndarray,
+    counts: np.ndarray,
+    today_shift: np.ndarray,
+    calendar: _Calendar,
+    th: DropThresholds,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_newly_low` of every segment, by blocks of ``BLOCK_SEGMENTS`` segments.
 
@@ -233,21 +243,27 @@ def _in_blocks(
     n_seg = observed.shape[0]
     blocks = [slice(i, i + BLOCK_SEGMENTS) for i in range(0, n_seg, BLOCK_SEGMENTS)]
     if len(blocks) == 1:
-        return _newly_low(observed, counts, today_shift, th)
+        return _newly_low(observed, counts, today_shift, calendar, th)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         parts = list(
-            pool.map(lambda b: _newly_low(observed[b], counts[b], today_shift[b], th), blocks)
+            pool.map(
+                lambda b: _newly_low(observed[b], counts[b], today_shift[b], calendar, th), blocks
+            )
         )
     new, expected, pct = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
     return new, expected, pct
 
 
 def _newly_low(
-    obs: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+    obs: np.ndarray,
+    counts: np.ndarray,
+    today_shift: np.ndarray,
+    calendar: _Calendar,
+    th: DropThresholds,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per segment (rows of the window matrices): whether as_of is a new drop, the count
     expected on as_of, and how many percent below it the count is."""
-    fc = _forecast(obs, counts, today_shift, th)
+    fc = _forecast(obs, counts, today_shift, calendar, th)
     recent = slice(_T - LOOKBACK, _WIDTH)  # the lookback days, then as_of
     count, variance, season = obs[:, recent], fc.variance[:, recent], fc.season[:, recent]
     short_log, long_log = fc.short[:, recent], fc.long[:, recent]
@@ -257,7 +273,7 @@ def _newly_low(
     # stays the baseline (moved by the trend when that is downwards) so that the days after
     # a long incident are still judged against it. A slow, unalarming change of level is
     # the short level's alone. Sparse series without a short level use the long one.
-    low_short, _ = _judge(count, short_log, variance, th)
+    low_short, _, _ = _judge(count, short_log, variance, th)
     start = low_short & ~_previous(low_short, ~np.isnan(count), fill=False)
     columns = np.broadcast_to(np.arange(count.shape[1]), count.shape)
     began = _previous(columns, start, fill=-1)
@@ -266,12 +282,25 @@ def _newly_low(
     bridge = np.where(began >= 0, before + drift + season, np.nan)
     expected_log = np.fmax(short_log, bridge)
     expected_log = np.where(np.isnan(short_log), long_log, expected_log)
-    low, recovered = _judge(count, expected_log, variance, th)
 
-    # Still in an earlier drop: a low day in the lookback with no recovered day after it.
-    in_drop = _last_true(low[:, :-1]) > _last_true(recovered[:, :-1])
-    history_days = np.count_nonzero(~np.isnan(obs[:, :_T]), axis=1)
-    judged = ~np.isnan(obs[:, _T]) & (history_days >= th.min_history_days)
+    # A day is judged (and a rise counts) once the segment has min_history_days
+    # observations before it.
+    seen_before = np.cumsum(~np.isnan(obs), axis=1) - ~np.isnan(obs)
+    grown = seen_before[:, recent] >= th.min_history_days
+
+    # A fall back to the level held before a recent rise is not a drop: the expected count
+    # is at most that level (see _rise_floor).
+    floor = _rise_floor(count, expected_log, long_log, variance, season, fc.trend,
+                        fc.jump[:, recent], grown, th)  # fmt: skip
+    expected_log = np.fmin(expected_log, floor)
+    low, recovered, fell = _judge(count, expected_log, variance, th)
+
+    # Still in an earlier drop: a day in the lookback that fell below expected by the
+    # percent and users thresholds, when the segment was old enough to be judged, with no
+    # recovered day after it. The noise is left out of this test: it is measured with those
+    # days in it, so it can hide today a fall that stood out on its day.
+    in_drop = _last_true((fell & grown)[:, :-1]) > _last_true(recovered[:, :-1])
+    judged = ~np.isnan(count[:, -1]) & grown[:, -1]
     new = judged & low[:, -1] & ~in_drop
     expected = np.expm1(expected_log[:, -1])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -280,11 +309,52 @@ def _newly_low(
     return new, expected, pct
 
 
+def _rise_floor(
+    count: np.ndarray,
+    expected_log: np.ndarray,
+    long_log: np.ndarray,
+    variance: np.ndarray,
+    season: np.ndarray,
+    trend: np.ndarray,
+    jump: np.ndarray,
+    grown: np.ndarray,
+    th: DropThresholds,
+) -> np.ndarray:
+    """Per segment and day of the lookback (and as_of): the level held before the rises of
+    the days before it, on a log scale with that day's season; NaN without a rise.
+
+    A **rise** is a day of a segment old enough to be judged whose count is above expected
+    as much as a drop is below it (expected / (1 - ``min_drop_pct`` %) and ``min_drop_users``
+    and ``min_z`` noise units more), as far above the long level (the median of eight
+    weeks: the recovery from an incident of less than four weeks is no rise), and at least
+    half that far above the previous observation (after the trend): a jump, not the steady
+    climb of a growing segment. The
+    level before it is the count expected on that day without its season, carried forward
+    by the trend when that is upwards; with several rises, the lowest of those levels.
+    """
+    y = np.log1p(count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.expm1(expected_log)
+        noise = np.sqrt(variance + 1.0 / (expected + 1.0))
+        up = y - expected_log
+        rise = -np.log1p(-th.min_drop_pct / 100.0)
+        high = (up >= rise) & (up >= th.min_z * noise) & (count - expected >= th.min_drop_users)
+        high &= y - long_log >= rise
+        starts = high & (jump >= rise / 2.0) & grown
+    growth = np.maximum(trend, 0.0)[:, None]
+    columns = np.arange(count.shape[1])
+    level = np.where(starts, expected_log - season - growth * columns, np.nan)
+    lowest = np.fmin.accumulate(level, axis=1)
+    lowest = np.concatenate([np.full((count.shape[0], 1), np.nan), lowest[:, :-1]], axis=1)
+    return lowest + growth * columns + season
+
+
 def _judge(
     count: np.ndarray, expected_log: np.ndarray, variance: np.ndarray, th: DropThresholds
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which counts are low (all three thresholds met) and which are recovered (missing
-    expected by less than ``recovery_fraction`` of the percent or of the users threshold).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which counts are low (all three thresholds met), which are recovered (missing
+    expected by less than ``recovery_fraction`` of the percent or of the users threshold),
+    and which fell (the percent and users thresholds met, whatever the noise).
 
     The noise adds counting noise (about 1/sqrt(expected) on a log scale) to ``variance``,
     so that small segments need more evidence.
@@ -296,10 +366,11 @@ def _judge(
         noise = np.sqrt(variance + 1.0 / (expected + 1.0))
         z = (expected_log - np.log1p(count)) / noise
     known = np.isfinite(pct) & (expected > 0)
-    low = known & (pct >= th.min_drop_pct) & (shortfall >= th.min_drop_users) & (z >= th.min_z)
+    fell = known & (pct >= th.min_drop_pct) & (shortfall >= th.min_drop_users)
+    low = fell & (z >= th.min_z)
     scale = th.recovery_fraction
     recovered = known & ((pct < scale * th.min_drop_pct) | (shortfall < scale * th.min_drop_users))
-    return low, recovered
+    return low, recovered, fell
 
 
 # --------------------------------------------------------------------------------------
@@ -505,26 +576,57 @@ def _count_days(
 # The forecast
 
 
+@dataclass(frozen=True)
+class _Calendar:
+    """The days of the month of the window's columns (column ``_T`` is as_of), and per day
+    of the month (1…31, row 0…30) the past columns that fall on it (up to three in
+    ``HISTORY_DAYS_NEEDED`` days; ``_T`` pads, as_of's column is never used)."""
+
+    month_day: np.ndarray
+    month_columns: np.ndarray
+
+    @classmethod
+    def of(cls, as_of: dt.date) -> _Calendar:
+        first = pd.Timestamp(as_of) - pd.Timedelta(days=_T)
+        month_day = pd.date_range(first, periods=_WIDTH, freq="D").day.to_numpy()
+        past = month_day[:_T]
+        # at most 31 short rows, whatever the data
+        rows = [np.flatnonzero(past == day) for day in range(1, 32)]
+        width = max(len(r) for r in rows)
+        month_columns = np.full((31, width), _T, dtype=np.int64)
+        for day, r in enumerate(rows):
+            month_columns[day, : len(r)] = r
+        return cls(month_day, month_columns)
+
+
 @dataclass
 class _Forecast:
     """Per segment and day (window shape; filled for the last ``NOISE_DAYS`` days and as_of),
-    on a log scale: the expected count from the short and from the long level, the weekday
-    factor, and the noise variance (counting noise aside); per segment: the daily trend."""
+    on a log scale: the expected count from the short and from the long level, the season
+    (weekday and day-of-month factors), the noise variance (counting noise aside) and the
+    jump from the previous observation beyond the trend (season taken out); per segment:
+    the daily trend."""
 
     short: np.ndarray
     long: np.ndarray
     season: np.ndarray
     trend: np.ndarray
     variance: np.ndarray
+    jump: np.ndarray
 
 
 def _forecast(
-    observed: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+    observed: np.ndarray,
+    counts: np.ndarray,
+    today_shift: np.ndarray,
+    calendar: _Calendar,
+    th: DropThresholds,
 ) -> _Forecast:
     """The expected counts and their noise (see :class:`_Forecast`).
 
     ``observed`` holds the observations, ``counts`` the listed counts (cached repeats too),
-    ``today_shift`` how many days before as_of its count was made (its weekday is used).
+    ``today_shift`` how many days before as_of its count was made (its weekday and day of
+    the month are used).
     """
     n_seg = observed.shape[0]
     y = np.log1p(observed)
@@ -538,36 +640,57 @@ def _forecast(
     #    only lower the expected count: one spike must not raise it.
     factor = np.zeros((n_seg, WEEK))
     seen = np.zeros((n_seg, WEEK), dtype=np.int64)
+    residual = np.full((n_seg, _T), np.nan)  # against the centred medians
     sparse = np.count_nonzero(~np.isnan(past), axis=1) < SPARSE_FRACTION * _T
     for rows, half in ((~sparse, WEEK // 2), (sparse, 2 * WEEK)):
         if rows.any():
             part = past[rows]
-            f, n = _weekday_factors(part, part, half)
+            f, n, r = _weekday_factors(part, part, half)
             if half > WEEK // 2:  # 7-day windows hold each weekday once: one pass is enough
-                f, n = _weekday_factors(part, part - f[:, np.arange(_T) % WEEK], half)
-            factor[rows], seen[rows] = f, n
+                f, n, r = _weekday_factors(part, part - f[:, np.arange(_T) % WEEK], half)
+            factor[rows], seen[rows], residual[rows] = f, n, r
     factor = np.where(seen >= 3, factor, np.fmin(factor, 0.0))
     factor = np.nan_to_num(factor, nan=0.0)
     weekday = np.broadcast_to(np.arange(_WIDTH) % WEEK, (n_seg, _WIDTH)).copy()
     weekday[:, _T] = -today_shift % WEEK
     season = np.take_along_axis(factor, weekday, axis=1)
-    flat = y - season
 
-    # 2. Trend per day: median week-over-week change of the last TREND_DAYS days, on the
-    #    listed counts (cached repeats included, so sparse series still have pairs), kept
-    #    within MAX_GROWTH and MAX_DECLINE: back-to-back incidents can fill half of those
-    #    weeks, and a trend raising the expected count must not be made of them.
-    listed = np.log1p(counts[:, _T - TREND_DAYS - WEEK : _T])
+    # 1b. Day-of-month factors (see _month_factors), on top of the weekday ones. One that
+    #     raises the count (a month-start swell) is taken out of the series the level and
+    #     the noise are measured on, but the count a day is judged against is never raised
+    #     by it (``lift``): a swell that does not come returns the segment to its level
+    #     before the swell, which is not a drop.
+    monthly = _month_factors(past - season[:, :_T], residual - season[:, :_T], calendar)
+    month_day = np.broadcast_to(calendar.month_day - 1, (n_seg, _WIDTH)).copy()
+    month_day[:, _T] = calendar.month_day[_T - today_shift] - 1
+    by_day = np.take_along_axis(monthly, month_day, axis=1)
+    lift = np.maximum(by_day, 0.0)
+    season = season + by_day - lift
+    flat = y - season - lift
+
+    # 2. Trend per day: the median week-over-week change of the last TREND_DAYS days, on
+    #    the listed counts (cached repeats included, so sparse series still have pairs),
+    #    season taken out. Back-to-back incidents can fill half of those weeks, so growth is
+    #    followed only as far as the last two weeks confirm it (the change between their
+    #    medians), and up to MAX_UNCONFIRMED_GROWTH where they cannot tell.
+    span = slice(_T - TREND_DAYS - WEEK, _T)
+    listed = np.log1p(counts[:, span]) - season[:, span] - lift[:, span]
     weekly = listed[:, WEEK:] - listed[:, :-WEEK]
-    trend = np.nan_to_num(_nanmedian(weekly, min_count=WEEK) / WEEK, nan=0.0)
-    trend = np.clip(trend, -MAX_DECLINE, MAX_GROWTH)
+    trend = _nanmedian(weekly, min_count=WEEK) / WEEK
+    last_week = _nanmedian(flat[:, _T - WEEK : _T], min_count=3)
+    week_before = _nanmedian(flat[:, _T - 2 * WEEK : _T - WEEK], min_count=3)
+    confirmed = np.nan_to_num((last_week - week_before) / WEEK, nan=MAX_UNCONFIRMED_GROWTH)
+    trend = np.where(trend > 0, np.fmin(trend, np.maximum(confirmed, 0.0)), trend)
+    trend = np.clip(np.nan_to_num(trend, nan=0.0), -MAX_DECLINE, MAX_GROWTH)
 
-    # 3. Short level for the NOISE_DAYS days before as_of and as_of.
+    # 3. Short level for the NOISE_DAYS days before as_of and as_of: the median of the
+    #    LEVEL_DAYS deseasoned days before, each carried forward to the day by the trend.
     first = _T - NOISE_DAYS
-    level, at = _trailing(flat, first, _T, LEVEL_DAYS, min_count=3)
     days = np.arange(first, _WIDTH)
+    carried = flat[:, first - LEVEL_DAYS : _T] - trend[:, None] * np.arange(first - LEVEL_DAYS, _T)
+    level = _sliding_nanmedian(carried, LEVEL_DAYS, min_count=3)
     expected_log = np.full_like(y, np.nan)
-    expected_log[:, first:] = level + trend[:, None] * (days - at) + season[:, first:]
+    expected_log[:, first:] = level + trend[:, None] * days + season[:, first:]
 
     # 4. The long level, for series too sparse for a short one: the median of the
     #    LONG_LEVEL_DAYS deseasoned days before as_of, following the trend only downwards
@@ -582,19 +705,80 @@ def _forecast(
     #    incidents are outliers that the median ignores. A weekday never observed in the
     #    window adds the largest weekday effect seen (at least UNSEEN_WEEKDAY_NOISE) as
     #    uncertainty: its own effect is unknown.
-    errors = y[:, first:_T] - expected_log[:, first:_T]
+    errors = y[:, first:_T] - expected_log[:, first:_T] - lift[:, first:_T]
     sigma = _MAD_TO_SIGMA * _mad(errors)
     # The changes between consecutive observations give a second, steadier estimate (62
     # steps instead of 28 errors, and an incident counts only where it starts and ends).
     # It bounds the first from below, and from above at twice its value, for when
     # incidents fill most of the four weeks and the median lands among them.
-    step = _step_noise(flat[:, :_T])
+    steps, gaps = _steps(flat)
+    step = _MAD_TO_SIGMA * _mad(steps[:, :_T]) / np.sqrt(2.0)
     sigma = np.fmin(np.fmax(sigma, step), 2.0 * step)
     sigma = np.fmax(np.nan_to_num(sigma, nan=th.min_noise), th.min_noise)
     unknown = np.max(np.abs(factor), axis=1, keepdims=True)
     unknown = np.where(seen == 0, np.fmax(unknown, UNSEEN_WEEKDAY_NOISE), 0.0)
     unknown = np.take_along_axis(unknown, weekday, axis=1)
-    return _Forecast(expected_log, long_log, season, trend, sigma[:, None] ** 2 + unknown**2)
+    variance = sigma[:, None] ** 2 + unknown**2
+    jump = steps - trend[:, None] * gaps
+    return _Forecast(expected_log, long_log, season, trend, variance, jump)
+
+
+def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) -> np.ndarray:
+    """Day-of-month factors per segment (segment × 31, log scale; 0 where none is learnt).
+
+    Each past observation (``flat``: weekday factors out) is compared with the median of
+    the ``2 * MONTH_HALF + 1`` days centred on it; the factor of a day of the month is the
+    median of those ratios over its occurrences in the window, once it was seen in two
+    months, shrunk towards 0 by three standard errors (months that disagree teach nothing,
+    nor does noise) and kept only from ``MONTH_MIN_EFFECT`` on. Only the segments whose
+    ``residual`` (against the weekday pass's centred medians, weekday factors out) is that
+    far off on a day of the month twice the same way are computed: the others (most
+    segments) have no monthly pattern to learn.
+    """
+    n_seg = flat.shape[0]
+    factor = np.zeros((n_seg, 31))
+    # A candidate has a day of the month at least MONTH_MIN_EFFECT off, the same way, twice.
+    padded = np.concatenate([residual, np.zeros((n_seg, 1))], axis=1)[:, calendar.month_columns]
+    with np.errstate(invalid="ignore"):
+        twice_up = np.count_nonzero(padded >= MONTH_MIN_EFFECT, axis=-1) >= 2
+        twice_down = np.count_nonzero(padded <= -MONTH_MIN_EFFECT, axis=-1) >= 2
+    candidates = np.flatnonzero(np.any(twice_up | twice_down, axis=1))
+    if candidates.size == 0:
+        return factor
+    part = flat[candidates]
+    steps, _ = _steps(part)
+    noise = np.nan_to_num(_MAD_TO_SIGMA * _mad(steps) / np.sqrt(2.0), nan=0.0)
+    # The reference is the lower quartile of the days around (raised by the quartile's
+    # distance from the median under the segment's own noise), not their median: a swell
+    # that lasts half the month must not lift the days that have none.
+    pad = np.full((candidates.size, MONTH_HALF), np.nan)
+    padded = np.concatenate([pad, part, pad], axis=1)
+    size = 2 * MONTH_HALF + 1
+    window = sliding_window_view(padded, size, axis=1)
+    quartile = _nanquantile(window, 0.25, min_count=WEEK)
+    centred = quartile + _QUARTILE_TO_SIGMA * noise[:, None]
+    learnt = _month_medians(part - centred, calendar, noise)
+    factor[candidates] = np.where(np.abs(learnt) >= MONTH_MIN_EFFECT, learnt, 0.0)
+    return factor
+
+
+def _month_medians(
+    values: np.ndarray, calendar: _Calendar, noise: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Per segment and day of the month: the median of ``values`` (segment × past day) on
+    that day of the month, when seen at least twice, shrunk towards 0 by three standard
+    errors (from the spread of those values, and at least from ``noise`` per segment: two
+    or three values that happen to agree are no proof); 0 otherwise."""
+    padded = np.concatenate([values, np.full((values.shape[0], 1), np.nan)], axis=1)
+    by_day = padded[:, calendar.month_columns]  # segment × 31 × occurrences
+    seen = np.count_nonzero(~np.isnan(by_day), axis=-1)
+    median = _nanmedian(by_day, min_count=2, counts=seen)
+    spread = _MAD_TO_SIGMA * _nanmedian(np.abs(by_day - median[..., None]), counts=seen)
+    spread = np.fmax(spread, np.reshape(noise, (-1, 1)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        margin = 3.0 * spread / np.sqrt(seen)
+    shrunk = np.sign(median) * np.maximum(np.abs(median) - margin, 0.0)
+    return np.nan_to_num(shrunk, nan=0.0)
 
 
 def _mad(values: np.ndarray) -> np.ndarray:
@@ -603,37 +787,45 @@ def _mad(values: np.ndarray) -> np.ndarray:
     return _nanmedian(np.abs(values - centre[..., None]), min_count=5)
 
 
-def _step_noise(flat: np.ndarray) -> np.ndarray:
-    """Noise per segment from the changes between consecutive observations (gaps allowed)."""
+def _steps(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment and day: the change since the previous observation (gaps allowed) and
+    how many days back that observation is; NaN and 0 where there is none."""
     columns = np.arange(flat.shape[1])
     last = np.maximum.accumulate(np.where(np.isnan(flat), -1, columns), axis=1)
     previous = np.concatenate([np.full((flat.shape[0], 1), -1), last[:, :-1]], axis=1)
     before = np.take_along_axis(flat, np.maximum(previous, 0), axis=1)
     steps = np.where(previous >= 0, flat - before, np.nan)
-    return _MAD_TO_SIGMA * _mad(steps) / np.sqrt(2.0)
+    return steps, np.where(previous >= 0, columns - previous, 0)
 
 
 def _weekday_factors(
     past: np.ndarray, flat: np.ndarray, half: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median per weekday of ``past`` minus the median of ``flat`` over the ``2 * half + 1``
-    days centred on each day, and how many days each weekday's median saw."""
+    days centred on each day, how many days each weekday's median saw, and those
+    differences (segment × day)."""
     n_seg = past.shape[0]
     pad = np.full((n_seg, half), np.nan)
     padded = np.concatenate([pad, flat, pad], axis=1)
     centred = _sliding_nanmedian(padded, 2 * half + 1, min_count=3)
-    by_weekday = (past - centred).reshape(n_seg, _T // WEEK, WEEK).transpose(0, 2, 1)
+    residual = past - centred
+    by_weekday = residual.reshape(n_seg, _T // WEEK, WEEK).transpose(0, 2, 1)
     seen = np.count_nonzero(~np.isnan(by_weekday), axis=-1)
     factor = _nanmedian(by_weekday, min_count=1, counts=seen)
     # Shrink a raising factor towards 0 by twice its standard error, so that weeks that
     # disagree (an incident or a level shift next to the day) cannot make up a weekday that
-    # is expected higher than the rest. A lowering factor is kept: at worst it hides a drop.
+    # is expected higher than the rest. A lowering factor is kept (at worst it hides a
+    # drop), except in a segment younger than three weeks: there a fall seen on one of the
+    # two days of its weekday would teach it that the weekday is low, and the fall would
+    # look like its weekday the day after.
     deviation = np.abs(by_weekday - factor[..., None])  # NaN where by_weekday is (or none is)
     spread = _MAD_TO_SIGMA * _nanmedian(deviation, min_count=1, counts=seen)
     with np.errstate(invalid="ignore", divide="ignore"):
         margin = 2.0 * spread / np.sqrt(seen)
-    factor = np.where(factor > 0, np.maximum(factor - margin, 0.0), factor)
-    return factor, seen
+    young = np.isnan(past[:, : _T - YOUNG_DAYS]).all(axis=1)
+    shrink = (factor > 0) | young[:, None]
+    factor = np.where(shrink, np.sign(factor) * np.maximum(np.abs(factor) - margin, 0.0), factor)
+    return factor, seen, residual
 
 
 def _trailing(
@@ -676,6 +868,22 @@ def _nanmedian(
     high = ordered[rows, np.minimum(n // 2, size - 1)]
     median = (low + high) / 2.0
     return np.where(n >= max(min_count, 1), median, np.nan).reshape(values.shape[:-1])
+
+
+def _nanquantile(values: np.ndarray, q: float, min_count: int) -> np.ndarray:
+    """The ``q`` quantile over the last axis ignoring NaN (linear between the two nearest
+    values, as :func:`numpy.nanquantile`); NaN where fewer than ``min_count`` values. Sorted
+    as one 2-D array, like :func:`_nanmedian`."""
+    size = values.shape[-1]
+    ordered = np.sort(values, axis=-1).reshape(-1, size)  # NaN sorts last
+    n = size - np.count_nonzero(np.isnan(ordered), axis=-1)
+    rows = np.arange(ordered.shape[0])
+    at = np.maximum(n - 1, 0) * q
+    low = np.floor(at).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(n - 1, 0))
+    part = at - low
+    value = ordered[rows, low] * (1.0 - part) + ordered[rows, high] * part
+    return np.where(n >= max(min_count, 1), value, np.nan).reshape(values.shape[:-1])
 
 
 def _sliding_nanmedian(values: np.ndarray, size: int, min_count: int) -> np.ndarray:
