@@ -90,12 +90,14 @@ LONG_LEVEL_DAYS = 8 * WEEK  # days behind the level of series too sparse for LEV
 TREND_DAYS = 4 * WEEK  # days of week-over-week changes behind the trend
 NOISE_DAYS = 4 * WEEK  # days of forecast errors behind the noise
 LOOKBACK = NOISE_DAYS  # how far back "is the segment still in an earlier drop?" looks
+BRIDGE_DAYS = 7 * WEEK  # how far back an incident's start is seen (the short level's reach)
+RISE_DAYS = 4 * WEEK  # how long a fall back to the level before a rise is not a drop
 SPARSE_FRACTION = 0.7  # below this share of observed days, weekday factors look wider
 UNSEEN_WEEKDAY_NOISE = 0.3  # uncertainty (log scale) of a weekday never observed
 MAX_GROWTH = 0.2  # largest trend followed upwards (log scale per day, about 22 %)
 MAX_UNCONFIRMED_GROWTH = 0.01  # ... where the last two weeks cannot confirm it (sparse)
 MAX_DECLINE = 0.03  # largest trend followed downwards (about 3 % a day)
-YOUNG_DAYS = 3 * WEEK  # a segment first seen this recently has young weekday factors
+YOUNG_DAYS = 4 * WEEK  # a segment first seen this recently has young weekday factors
 MONTH_HALF = 2 * WEEK  # days each side of the median a day-of-month factor is measured on
 MONTH_MIN_EFFECT = 0.1  # smallest day-of-month factor kept (log scale, about 10 %)
 BLOCK_SEGMENTS = 2048  # segments judged together (see _in_blocks)
@@ -264,49 +266,86 @@ def _newly_low(
     """Per segment (rows of the window matrices): whether as_of is a new drop, the count
     expected on as_of, and how many percent below it the count is."""
     fc = _forecast(obs, counts, today_shift, calendar, th)
-    recent = slice(_T - LOOKBACK, _WIDTH)  # the lookback days, then as_of
-    count, variance, season = obs[:, recent], fc.variance[:, recent], fc.season[:, recent]
-    short_log, long_log = fc.short[:, recent], fc.long[:, recent]
 
-    # Once an incident starts (a day low against the short level after one that was not),
-    # the short level follows it down within a week; the level the incident started from
-    # stays the baseline (moved by the trend when that is downwards) so that the days after
-    # a long incident are still judged against it. A slow, unalarming change of level is
-    # the short level's alone. Sparse series without a short level use the long one.
-    low_short, _, _ = _judge(count, short_log, variance, th)
-    start = low_short & ~_previous(low_short, ~np.isnan(count), fill=False)
-    columns = np.broadcast_to(np.arange(count.shape[1]), count.shape)
-    began = _previous(columns, start, fill=-1)
-    before = np.take_along_axis(short_log - season, np.maximum(began, 0), axis=1)
-    drift = np.minimum(fc.trend, 0.0)[:, None] * (columns - began)
-    bridge = np.where(began >= 0, before + drift + season, np.nan)
-    expected_log = np.fmax(short_log, bridge)
-    expected_log = np.where(np.isnan(short_log), long_log, expected_log)
+    # Everything below runs on the BRIDGE_DAYS days before as_of and as_of.
+    bridged = slice(_T - BRIDGE_DAYS, _WIDTH)
+    count, variance, season = obs[:, bridged], fc.variance[:, bridged], fc.season[:, bridged]
+    short_log, long_log, trend = fc.short[:, bridged], fc.long[:, bridged], fc.trend
 
-    # A day is judged (and a rise counts) once the segment has min_history_days
-    # observations before it.
-    seen_before = np.cumsum(~np.isnan(obs), axis=1) - ~np.isnan(obs)
-    grown = seen_before[:, recent] >= th.min_history_days
+    # Incidents first (see _bridge), so that the recovery from one is not taken for a rise;
+    # then the rises (see _rise_floor): a fall back to the level held before a recent rise
+    # is not a drop, so the expected count is at most that level; then the incidents again,
+    # against that capped level, so that the fall back after a rise starts none.
+    bridge = _bridge(count, short_log, variance, season, trend, th)
+    baseline = np.full(obs.shape, np.nan)
+    baseline[:, bridged] = np.where(np.isnan(short_log), np.nan, np.fmax(short_log, bridge))
+    floor = _rise_floor(obs, baseline, fc.long, fc.variance, fc.season, trend, fc.jump, th)
+    floor = floor[:, bridged]
+    capped = np.fmin(short_log, floor)
+    bridge = _bridge(count, capped, variance, season, trend, th)
+    expected_log = np.where(np.isnan(short_log), long_log, capped)
+    expected_log = np.fmin(np.fmax(expected_log, bridge), floor)
 
-    # A fall back to the level held before a recent rise is not a drop: the expected count
-    # is at most that level (see _rise_floor).
-    floor = _rise_floor(count, expected_log, long_log, variance, season, fc.trend,
-                        fc.jump[:, recent], grown, th)  # fmt: skip
-    expected_log = np.fmin(expected_log, floor)
+    # From here on, the lookback days and as_of.
+    cut = slice(BRIDGE_DAYS - LOOKBACK, None)
+    count, variance, expected_log = count[:, cut], variance[:, cut], expected_log[:, cut]
     low, recovered, fell = _judge(count, expected_log, variance, th)
+
+    # A day is judged once the segment has min_history_days observations before it.
+    seen_before = np.cumsum(~np.isnan(obs), axis=1) - ~np.isnan(obs)
+    grown = seen_before[:, _T - LOOKBACK :] >= th.min_history_days
 
     # Still in an earlier drop: a day in the lookback that fell below expected by the
     # percent and users thresholds, when the segment was old enough to be judged, with no
     # recovered day after it. The noise is left out of this test: it is measured with those
     # days in it, so it can hide today a fall that stood out on its day.
     in_drop = _last_true((fell & grown)[:, :-1]) > _last_true(recovered[:, :-1])
+    # What today learns (a trend, a weekday) can move those days' expected counts a little,
+    # so also: the previous observation was judged and not recovered, and today is not
+    # clearly deeper below expected than it was (by less than the recovery margin).
+    rows = np.arange(count.shape[0])
+    prev = np.maximum(_last_true(~np.isnan(count[:, :-1])), 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = count / np.expm1(expected_log)
+    margin = 1.0 - th.recovery_fraction * th.min_drop_pct / 100.0
+    continues = (
+        grown[rows, prev]
+        & ~recovered[rows, prev]
+        & ~np.isnan(count[rows, prev])
+        & (share[:, -1] >= share[rows, prev] * margin)
+    )
     judged = ~np.isnan(count[:, -1]) & grown[:, -1]
-    new = judged & low[:, -1] & ~in_drop
+    new = judged & low[:, -1] & ~in_drop & ~continues
     expected = np.expm1(expected_log[:, -1])
     with np.errstate(invalid="ignore", divide="ignore"):
         pct = 100.0 * (expected - count[:, -1]) / expected
 
     return new, expected, pct
+
+
+def _bridge(
+    count: np.ndarray,
+    level_log: np.ndarray,
+    variance: np.ndarray,
+    season: np.ndarray,
+    trend: np.ndarray,
+    th: DropThresholds,
+) -> np.ndarray:
+    """Per segment and day: the level the latest incident started from, NaN if none.
+
+    Once an incident starts (a day low against ``level_log``, the short level, after one
+    that was not), the short level follows it down within a week; the level the incident
+    started from stays the baseline (moved by the trend when that is downwards) so that the
+    days after a long incident are still judged against it, and its recovery is no rise.
+    A slow, unalarming change of level is the short level's alone.
+    """
+    low, _, _ = _judge(count, level_log, variance, th)
+    start = low & ~_previous(low, ~np.isnan(count), fill=False)
+    columns = np.broadcast_to(np.arange(count.shape[1]), count.shape)
+    began = _previous(columns, start, fill=-1)
+    before = np.take_along_axis(level_log - season, np.maximum(began, 0), axis=1)
+    drift = np.minimum(trend, 0.0)[:, None] * (columns - began)
+    return np.where(began >= 0, before + drift + season, np.nan)
 
 
 def _rise_floor(
@@ -317,22 +356,26 @@ def _rise_floor(
     season: np.ndarray,
     trend: np.ndarray,
     jump: np.ndarray,
-    grown: np.ndarray,
     th: DropThresholds,
 ) -> np.ndarray:
-    """Per segment and day of the lookback (and as_of): the level held before the rises of
-    the days before it, on a log scale with that day's season; NaN without a rise.
+    """Per segment and day of the window: the level held before the rises of the RISE_DAYS
+    days before it, on a log scale with that day's season; NaN without a rise.
 
-    A **rise** is a day of a segment old enough to be judged whose count is above expected
-    as much as a drop is below it (expected / (1 - ``min_drop_pct`` %) and ``min_drop_users``
-    and ``min_z`` noise units more), as far above the long level (the median of eight
-    weeks: the recovery from an incident of less than four weeks is no rise), and at least
-    half that far above the previous observation (after the trend): a jump, not the steady
-    climb of a growing segment. The
-    level before it is the count expected on that day without its season, carried forward
-    by the trend when that is upwards; with several rises, the lowest of those levels.
+    A **rise** is a day whose count is above expected as much as a drop is below it
+    (expected / (1 - ``min_drop_pct`` %), and ``min_drop_users`` and ``min_z`` noise units
+    more), as far above the long level (the median of eight weeks: a new segment filling
+    up to its level makes no rise), and at least half that far above the previous
+    observation (after the trend): a jump, not the steady climb of a growing segment. The
+    level before it is the count expected on that day (so a rise needs three counts before
+    it; before the short level's reach, BRIDGE_DAYS, the previous count) without its
+    season, carried forward by the trend when that is upwards; with several rises, the
+    lowest of those levels.
     """
     y = np.log1p(count)
+    # Before the short level's reach the previous count stands in for the expected one.
+    expected_log = expected_log.copy()
+    early = slice(0, _T - BRIDGE_DAYS)
+    expected_log[:, early] = y[:, early] - jump[:, early]
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = np.expm1(expected_log)
         noise = np.sqrt(variance + 1.0 / (expected + 1.0))
@@ -340,12 +383,13 @@ def _rise_floor(
         rise = -np.log1p(-th.min_drop_pct / 100.0)
         high = (up >= rise) & (up >= th.min_z * noise) & (count - expected >= th.min_drop_users)
         high &= y - long_log >= rise
-        starts = high & (jump >= rise / 2.0) & grown
+        starts = high & (jump >= rise / 2.0)
     growth = np.maximum(trend, 0.0)[:, None]
     columns = np.arange(count.shape[1])
     level = np.where(starts, expected_log - season - growth * columns, np.nan)
-    lowest = np.fmin.accumulate(level, axis=1)
-    lowest = np.concatenate([np.full((count.shape[0], 1), np.nan), lowest[:, :-1]], axis=1)
+    # the lowest level of the rises on the RISE_DAYS days before each day
+    padded = np.concatenate([np.full((count.shape[0], RISE_DAYS), np.nan), level], axis=1)
+    lowest = np.fmin.reduce(sliding_window_view(padded[:, :-1], RISE_DAYS, axis=1), axis=-1)
     return lowest + growth * columns + season
 
 
@@ -670,22 +714,22 @@ def _forecast(
 
     # 2. Trend per day: the median week-over-week change of the last TREND_DAYS days, on
     #    the listed counts (cached repeats included, so sparse series still have pairs),
-    #    season taken out. Back-to-back incidents can fill half of those weeks, so growth is
-    #    followed only as far as the last two weeks confirm it (the change between their
-    #    medians), and up to MAX_UNCONFIRMED_GROWTH where they cannot tell.
+    #    season taken out. Back-to-back incidents or imports can fill half of those weeks,
+    #    so growth is followed only as far as each of the last two weeks confirms it on its
+    #    own (the median of its seven changes): an import's jump lifts one week, and growth
+    #    that stopped lifts neither. Up to MAX_UNCONFIRMED_GROWTH where they cannot tell.
     span = slice(_T - TREND_DAYS - WEEK, _T)
     listed = np.log1p(counts[:, span]) - season[:, span] - lift[:, span]
     weekly = listed[:, WEEK:] - listed[:, :-WEEK]
     trend = _nanmedian(weekly, min_count=WEEK) / WEEK
-    last_week = _nanmedian(flat[:, _T - WEEK : _T], min_count=3)
-    week_before = _nanmedian(flat[:, _T - 2 * WEEK : _T - WEEK], min_count=3)
-    confirmed = np.nan_to_num((last_week - week_before) / WEEK, nan=MAX_UNCONFIRMED_GROWTH)
+    each_week = _nanmedian(weekly[:, -2 * WEEK :].reshape(n_seg, 2, WEEK), min_count=3) / WEEK
+    confirmed = np.nan_to_num(each_week.min(axis=1), nan=MAX_UNCONFIRMED_GROWTH)
     trend = np.where(trend > 0, np.fmin(trend, np.maximum(confirmed, 0.0)), trend)
     trend = np.clip(np.nan_to_num(trend, nan=0.0), -MAX_DECLINE, MAX_GROWTH)
 
-    # 3. Short level for the NOISE_DAYS days before as_of and as_of: the median of the
+    # 3. Short level for the BRIDGE_DAYS days before as_of and as_of: the median of the
     #    LEVEL_DAYS deseasoned days before, each carried forward to the day by the trend.
-    first = _T - NOISE_DAYS
+    first = _T - BRIDGE_DAYS
     days = np.arange(first, _WIDTH)
     carried = flat[:, first - LEVEL_DAYS : _T] - trend[:, None] * np.arange(first - LEVEL_DAYS, _T)
     level = _sliding_nanmedian(carried, LEVEL_DAYS, min_count=3)
@@ -696,15 +740,14 @@ def _forecast(
     #    LONG_LEVEL_DAYS deseasoned days before as_of, following the trend only downwards
     #    (its lag makes growth extrapolation noisy).
     long_level, long_at = _trailing(flat, _T, _T, LONG_LEVEL_DAYS, min_count=7)
-    long_log = np.full_like(y, np.nan)
-    long_log[:, first:] = (
-        long_level + np.minimum(trend, 0.0)[:, None] * (days - long_at) + season[:, first:]
-    )
+    every_day = np.arange(_WIDTH)
+    long_log = long_level + np.minimum(trend, 0.0)[:, None] * (every_day - long_at) + season
 
     # 5. Noise: robust spread (MAD) of the short forecast's errors before as_of; earlier
     #    incidents are outliers that the median ignores. A weekday never observed in the
     #    window adds the largest weekday effect seen (at least UNSEEN_WEEKDAY_NOISE) as
     #    uncertainty: its own effect is unknown.
+    first = _T - NOISE_DAYS
     errors = y[:, first:_T] - expected_log[:, first:_T] - lift[:, first:_T]
     sigma = _MAD_TO_SIGMA * _mad(errors)
     # The changes between consecutive observations give a second, steadier estimate (62
@@ -726,14 +769,15 @@ def _forecast(
 def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) -> np.ndarray:
     """Day-of-month factors per segment (segment × 31, log scale; 0 where none is learnt).
 
-    Each past observation (``flat``: weekday factors out) is compared with the median of
-    the ``2 * MONTH_HALF + 1`` days centred on it; the factor of a day of the month is the
-    median of those ratios over its occurrences in the window, once it was seen in two
-    months, shrunk towards 0 by three standard errors (months that disagree teach nothing,
-    nor does noise) and kept only from ``MONTH_MIN_EFFECT`` on. Only the segments whose
-    ``residual`` (against the weekday pass's centred medians, weekday factors out) is that
-    far off on a day of the month twice the same way are computed: the others (most
-    segments) have no monthly pattern to learn.
+    Each past observation (``flat``: weekday factors out) is compared with a reference
+    level of the ``2 * MONTH_HALF + 1`` days centred on it; a day of the month seen in at
+    least two months gets a factor when it was off the same way in every month (see
+    :func:`_month_effects`: a one-off incident or spike never makes a pattern, nor do two
+    that happen to fall on the same day of the month while a third month disagrees), kept
+    only from ``MONTH_MIN_EFFECT`` on. Only the segments whose ``residual`` (against the
+    weekday pass's centred medians, weekday factors out) is that far off on a day of the
+    month twice the same way are computed: the others (most segments) have no monthly
+    pattern to learn.
     """
     n_seg = flat.shape[0]
     factor = np.zeros((n_seg, 31))
@@ -757,28 +801,27 @@ def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) 
     window = sliding_window_view(padded, size, axis=1)
     quartile = _nanquantile(window, 0.25, min_count=WEEK)
     centred = quartile + _QUARTILE_TO_SIGMA * noise[:, None]
-    learnt = _month_medians(part - centred, calendar, noise)
+    learnt = _month_effects(part - centred, calendar, noise)
     factor[candidates] = np.where(np.abs(learnt) >= MONTH_MIN_EFFECT, learnt, 0.0)
     return factor
 
 
-def _month_medians(
-    values: np.ndarray, calendar: _Calendar, noise: np.ndarray | float = 0.0
-) -> np.ndarray:
-    """Per segment and day of the month: the median of ``values`` (segment × past day) on
-    that day of the month, when seen at least twice, shrunk towards 0 by three standard
-    errors (from the spread of those values, and at least from ``noise`` per segment: two
-    or three values that happen to agree are no proof); 0 otherwise."""
+def _month_effects(values: np.ndarray, calendar: _Calendar, noise: np.ndarray) -> np.ndarray:
+    """Per segment and day of the month: how far ``values`` (segment × past day, log scale)
+    were above 0 on that day of the month in every month seen (the smallest of those), or
+    below it in every month (the closest to 0), once seen in at least two months; 0 when
+    the months disagree. Shrunk towards 0 by three standard errors of ``noise`` (per
+    segment): two or three values that happen to agree are no proof."""
     padded = np.concatenate([values, np.full((values.shape[0], 1), np.nan)], axis=1)
     by_day = padded[:, calendar.month_columns]  # segment × 31 × occurrences
     seen = np.count_nonzero(~np.isnan(by_day), axis=-1)
-    median = _nanmedian(by_day, min_count=2, counts=seen)
-    spread = _MAD_TO_SIGMA * _nanmedian(np.abs(by_day - median[..., None]), counts=seen)
-    spread = np.fmax(spread, np.reshape(noise, (-1, 1)))
+    lowest = np.fmin.reduce(by_day, axis=-1)
+    highest = np.fmax.reduce(by_day, axis=-1)
+    effect = np.where(lowest > 0, lowest, np.where(highest < 0, highest, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        margin = 3.0 * spread / np.sqrt(seen)
-    shrunk = np.sign(median) * np.maximum(np.abs(median) - margin, 0.0)
-    return np.nan_to_num(shrunk, nan=0.0)
+        margin = 3.0 * noise[:, None] / np.sqrt(seen)
+    shrunk = np.sign(effect) * np.maximum(np.abs(effect) - margin, 0.0)
+    return np.where(seen >= 2, np.nan_to_num(shrunk, nan=0.0), 0.0)
 
 
 def _mad(values: np.ndarray) -> np.ndarray:
@@ -815,9 +858,9 @@ def _weekday_factors(
     # Shrink a raising factor towards 0 by twice its standard error, so that weeks that
     # disagree (an incident or a level shift next to the day) cannot make up a weekday that
     # is expected higher than the rest. A lowering factor is kept (at worst it hides a
-    # drop), except in a segment younger than three weeks: there a fall seen on one of the
-    # two days of its weekday would teach it that the weekday is low, and the fall would
-    # look like its weekday the day after.
+    # drop), except in a segment younger than four weeks: there a fall (or a first, partial
+    # count) seen on one of the few days of its weekday would teach it that the weekday is
+    # low, and the fall would look like its weekday the day after.
     deviation = np.abs(by_weekday - factor[..., None])  # NaN where by_weekday is (or none is)
     spread = _MAD_TO_SIGMA * _nanmedian(deviation, min_count=1, counts=seen)
     with np.errstate(invalid="ignore", divide="ignore"):
