@@ -282,7 +282,9 @@ def _newly_low(
     floor = _rise_floor(obs, baseline, fc.long, fc.variance, fc.season, trend, fc.jump, th)
     floor = floor[:, bridged]
     capped = np.fmin(short_log, floor)
-    bridge = _bridge(count, capped, variance, season, trend, th)
+    rows = np.flatnonzero(~np.isnan(floor).all(axis=1))  # the segments with a recent rise
+    bridge[rows] = _bridge(count[rows], capped[rows], variance[rows], season[rows],
+                           trend[rows], th)  # fmt: skip
     expected_log = np.where(np.isnan(short_log), long_log, capped)
     expected_log = np.fmin(np.fmax(expected_log, bridge), floor)
 
@@ -371,16 +373,22 @@ def _rise_floor(
     season, carried forward by the trend when that is upwards; with several rises, the
     lowest of those levels.
     """
+    floor = np.full(count.shape, np.nan)
+    rise = -np.log1p(-th.min_drop_pct / 100.0)
+    with np.errstate(invalid="ignore"):
+        rows = np.flatnonzero(np.any(jump >= rise / 2.0, axis=1))  # few segments jump
+    if rows.size == 0:
+        return floor
+    count, expected_log, long_log = count[rows], expected_log[rows].copy(), long_log[rows]
+    variance, season, trend, jump = variance[rows], season[rows], trend[rows], jump[rows]
     y = np.log1p(count)
     # Before the short level's reach the previous count stands in for the expected one.
-    expected_log = expected_log.copy()
     early = slice(0, _T - BRIDGE_DAYS)
     expected_log[:, early] = y[:, early] - jump[:, early]
     with np.errstate(invalid="ignore", divide="ignore"):
         expected = np.expm1(expected_log)
         noise = np.sqrt(variance + 1.0 / (expected + 1.0))
         up = y - expected_log
-        rise = -np.log1p(-th.min_drop_pct / 100.0)
         high = (up >= rise) & (up >= th.min_z * noise) & (count - expected >= th.min_drop_users)
         high &= y - long_log >= rise
         starts = high & (jump >= rise / 2.0)
@@ -388,9 +396,10 @@ def _rise_floor(
     columns = np.arange(count.shape[1])
     level = np.where(starts, expected_log - season - growth * columns, np.nan)
     # the lowest level of the rises on the RISE_DAYS days before each day
-    padded = np.concatenate([np.full((count.shape[0], RISE_DAYS), np.nan), level], axis=1)
+    padded = np.concatenate([np.full((rows.size, RISE_DAYS), np.nan), level], axis=1)
     lowest = np.fmin.reduce(sliding_window_view(padded[:, :-1], RISE_DAYS, axis=1), axis=-1)
-    return lowest + growth * columns + season
+    floor[rows] = lowest + growth * columns + season
+    return floor
 
 
 def _judge(
