@@ -785,8 +785,10 @@ def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) 
     that happen to fall on the same day of the month while a third month disagrees), kept
     only from ``MONTH_MIN_EFFECT`` on. Only the segments whose ``residual`` (against the
     weekday pass's centred medians, weekday factors out) is that far off on a day of the
-    month twice the same way are computed: the others (most segments) have no monthly
-    pattern to learn.
+    month twice the same way are computed, and only those with two months of history (a
+    count in the window's first week): the others (most segments) have no monthly pattern
+    to learn, and a young segment's first, often partial, counts must not meet a later
+    fall on the same day of the month.
     """
     n_seg = flat.shape[0]
     factor = np.zeros((n_seg, 31))
@@ -795,7 +797,9 @@ def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) 
     with np.errstate(invalid="ignore"):
         twice_up = np.count_nonzero(padded >= MONTH_MIN_EFFECT, axis=-1) >= 2
         twice_down = np.count_nonzero(padded <= -MONTH_MIN_EFFECT, axis=-1) >= 2
-    candidates = np.flatnonzero(np.any(twice_up | twice_down, axis=1))
+    # ... and two months of history: a count in the window's first week (eight weeks ago).
+    old_enough = ~np.isnan(flat[:, :WEEK]).all(axis=1)
+    candidates = np.flatnonzero(np.any(twice_up | twice_down, axis=1) & old_enough)
     if candidates.size == 0:
         return factor
     part = flat[candidates]
