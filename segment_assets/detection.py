@@ -282,9 +282,9 @@ def _newly_low(
     floor = _rise_floor(obs, baseline, fc.long, fc.variance, fc.season, trend, fc.jump, th)
     floor = floor[:, bridged]
     capped = np.fmin(short_log, floor)
-    rows = np.flatnonzero(~np.isnan(floor).all(axis=1))  # the segments with a recent rise
-    bridge[rows] = _bridge(count[rows], capped[rows], variance[rows], season[rows],
-                           trend[rows], th)  # fmt: skip
+    risen = np.flatnonzero(~np.isnan(floor).all(axis=1))  # the segments with a recent rise
+    bridge[risen] = _bridge(count[risen], capped[risen], variance[risen], season[risen],
+                            trend[risen], th)  # fmt: skip
     expected_log = np.where(np.isnan(short_log), long_log, capped)
     expected_log = np.fmin(np.fmax(expected_log, bridge), floor)
 
