@@ -27,29 +27,58 @@ baseline, and the judged day is never part of its own baseline.
    the median of that ratio per weekday over the window is the weekday's factor, so a
    regular weekend dip is expected, not a drop. A factor that would raise the expected
    count is shrunk by twice its standard error and needs three observations, so one spike
-   or a level shift cannot invent a busy weekday.
-2. **Trend.** The median week-over-week change of the last four weeks, per day, followed
-   up to 1 % a day upwards and 3 % downwards.
-3. **Level.** The median of the 14 days before the judged day with the weekday factors taken
-   out, moved forward by the trend. **Expected** = level × weekday factor. Once an incident
-   starts (a day low against that expectation), this level follows the incident down within
-   a week, so until the incident leaves the last four weeks the level it started from
-   (moved by the trend when that is downwards) remains a floor: the day after a long
-   incident is still judged against the normal level. Series too sparse for a 14-day
-   median use the median of eight weeks.
-4. **Noise** is the robust spread (1.4826 × MAD) of the forecast errors over the last four
+   or a level shift cannot invent a busy weekday; in a segment younger than four weeks a
+   lowering factor is shrunk too (its first, partial counts or a fall must not teach it a
+   low weekday).
+2. **Day-of-month pattern.** For a segment with two months of history (a count in the
+   window's first week), each observation is compared with the lower quartile of the 29
+   days centred on it (so a swell over half the month does not lift the other days); a
+   day of the month that was off the same way in every month seen (two or three) gets the
+   smallest of those effects as its factor, less three standard errors of the segment's
+   noise, from 10 % on. A factor that raises the count (a month-start swell) is taken out
+   of the baseline but never raises the count a day is judged against: a swell that does
+   not come leaves the segment at its level before the swell, which is not a drop (rule 5).
+3. **Trend.** The median week-over-week change of the last four weeks, per day, followed
+   downwards up to 3 % a day and upwards as far as each of the last two weeks confirms on
+   its own (the median of its seven week-over-week changes), up to 22 % a day: an import's
+   jump lifts one week only, and growth that stopped lifts neither.
+4. **Level.** The median of the 14 days before the judged day with the season (rules 1
+   and 2) taken out, each carried forward to the day by the trend. **Expected** = level ×
+   season. Once an incident starts (a day low against that expectation), this level follows
+   the incident down within a week, so for seven weeks the level it started from (moved by
+   the trend when that is downwards) remains a floor: the day after a long incident is
+   still judged against the normal level, and the recovery from it is no rise. Series too
+   sparse for a 14-day median use the median of eight weeks.
+5. **Rises.** A fall back to the level a segment held before a recent rise is not a drop,
+   so the expected count is at most that level. A **rise** is a day, in the four weeks
+   before the judged day (*recent*), whose count is above expected as much as a drop is
+   below it (expected / (1 − ``min_drop_pct`` %), and ``min_drop_users`` users and
+   ``min_z`` noise units more), as far above the median of the eight weeks before the
+   judged day, and at least half that far above the previous count beyond the trend: a
+   jump such as a campaign import or a month-start swell, not the climb of a growing
+   segment nor a new segment filling up. *The level before* it is the count expected on that day (rule 4:
+   the median of the 14 days before it, season out, so a rise needs three counts in those
+   days), carried forward by the trend when that is upwards; after several rises, the
+   lowest. A fall below that level is judged against it.
+6. **Noise** is the robust spread (1.4826 × MAD) of the forecast errors over the last four
    weeks, kept between once and twice the spread of the changes between consecutive
    observations (which incidents barely touch), and at least ``min_noise``. Counting noise
    (1/√expected on a log scale) is added, so small segments need more evidence, and so is
    the uncertainty of a weekday never observed in the window (the largest weekday effect
    seen, at least 0.3).
-5. A day is **low** when its count is below expected by at least ``min_z`` noise units AND
+7. A day is **low** when its count is below expected by at least ``min_z`` noise units AND
    ``min_drop_pct`` percent AND ``min_drop_users`` users. It is **recovered** when it misses
    expected by less than ``recovery_fraction`` × ``min_drop_pct`` percent or
    ``recovery_fraction`` × ``min_drop_users`` users.
-6. A low ``as_of`` is a **new drop** unless the segment is still in an earlier drop: a low
-   day in the four weeks before ``as_of`` with no recovered day after it. A drop that lasts
-   for days alerts once; a recovery followed by a new fall alerts again.
+8. A low ``as_of`` is a **new drop** unless the segment is still in an earlier drop: a day
+   in the four weeks before ``as_of``, when the segment had ``min_history_days``
+   observations, below expected by the percent and users thresholds (the noise left out:
+   it is measured with those days in it) with no recovered day after it; or a previous
+   observation that was judged, not recovered, and about as far below expected as today
+   (today less than the recovery margin deeper). A drop that lasts for days alerts once,
+   whatever the segment's age; a recovery followed by a new fall alerts again; a fall
+   before the segment has ``min_history_days`` observations alerts once, on its first
+   judged day.
 
 Never judged (no drop row): a segment absent on ``as_of``, a NULL count, a ``too_heavy`` row,
 a User.com count whose ``last_counted`` did not change, a provider account with no rows at
