@@ -56,10 +56,10 @@ baseline, and the judged day is never part of its own baseline.
    ``min_z`` noise units more), as far above the median of the eight weeks before the
    judged day, and at least half that far above the previous count beyond the trend: a
    jump such as a campaign import or a month-start swell, not the climb of a growing
-   segment nor a new segment filling up. *The level before* it is the count expected on that day (rule 4:
-   the median of the 14 days before it, season out, so a rise needs three counts in those
-   days), carried forward by the trend when that is upwards; after several rises, the
-   lowest. A fall below that level is judged against it.
+   segment nor a new segment filling up. *The level before* it is the count expected on
+   that day (rule 4: the median of the 14 days before it, season out, so a rise needs
+   three counts in those days), carried forward by the trend when that is upwards; after
+   several rises, the lowest. A fall below that level is judged against it.
 6. **Noise** is the robust spread (1.4826 × MAD) of the forecast errors over the last four
    weeks, kept between once and twice the spread of the changes between consecutive
    observations (which incidents barely touch), and at least ``min_noise``. Counting noise
@@ -404,8 +404,8 @@ def _rise_floor(
     """
     floor = np.full(count.shape, np.nan)
     rise = -np.log1p(-th.min_drop_pct / 100.0)
-    with np.errstate(invalid="ignore"):
-        rows = np.flatnonzero(np.any(jump >= rise / 2.0, axis=1))  # few segments jump
+    with np.errstate(invalid="ignore"):  # few segments jump (by enough users to rise)
+        rows = np.flatnonzero(np.any((jump >= rise / 2.0) & (count >= th.min_drop_users), axis=1))
     if rows.size == 0:
         return floor
     count, expected_log, long_log = count[rows], expected_log[rows].copy(), long_log[rows]
@@ -424,11 +424,25 @@ def _rise_floor(
     growth = np.maximum(trend, 0.0)[:, None]
     columns = np.arange(count.shape[1])
     level = np.where(starts, expected_log - season - growth * columns, np.nan)
-    # the lowest level of the rises on the RISE_DAYS days before each day
-    padded = np.concatenate([np.full((rows.size, RISE_DAYS), np.nan), level], axis=1)
-    lowest = np.fmin.reduce(sliding_window_view(padded[:, :-1], RISE_DAYS, axis=1), axis=-1)
+    lowest = _sliding_min_before(level, RISE_DAYS)
     floor[rows] = lowest + growth * columns + season
     return floor
+
+
+def _sliding_min_before(values: np.ndarray, size: int) -> np.ndarray:
+    """Per row and column, the smallest of ``values`` in the ``size`` columns before it
+    (NaN ignored; NaN if none), by running minima within blocks of ``size`` columns (a
+    window spans the end of one block and the start of the next)."""
+    n_rows, n_cols = values.shape
+    blocks = -(-(n_cols + size) // size)
+    padded = np.full((n_rows, blocks * size), np.nan)
+    padded[:, size : size + n_cols] = values
+    shaped = padded.reshape(n_rows, blocks, size)
+    from_start = np.fmin.accumulate(shaped, axis=2).reshape(n_rows, -1)
+    to_end = np.fmin.accumulate(shaped[:, :, ::-1], axis=2)[:, :, ::-1].reshape(n_rows, -1)
+    # the window before column c (padded c + size) is padded columns c … c + size - 1
+    start = np.arange(n_cols)
+    return np.fmin(to_end[:, start], from_start[:, start + size - 1])
 
 
 def _judge(
@@ -768,11 +782,8 @@ def _forecast(
     # 3. Short level for the BRIDGE_DAYS days before as_of and as_of: the median of the
     #    LEVEL_DAYS deseasoned days before, each carried forward to the day by the trend.
     first = _T - BRIDGE_DAYS
-    days = np.arange(first, _WIDTH)
-    carried = flat[:, first - LEVEL_DAYS : _T] - trend[:, None] * np.arange(first - LEVEL_DAYS, _T)
-    level = _sliding_nanmedian(carried, LEVEL_DAYS, min_count=3)
     expected_log = np.full_like(y, np.nan)
-    expected_log[:, first:] = level + trend[:, None] * days + season[:, first:]
+    expected_log[:, first:] = _short_level(flat, trend, season, first, _WIDTH)
 
     # 4. The long level, for series too sparse for a short one: the median of the
     #    LONG_LEVEL_DAYS deseasoned days before as_of, following the trend only downwards
@@ -804,6 +815,17 @@ def _forecast(
     return _Forecast(expected_log, long_log, season, trend, variance, jump)
 
 
+def _short_level(
+    flat: np.ndarray, trend: np.ndarray, season: np.ndarray, first: int, last: int
+) -> np.ndarray:
+    """The short forecast (log scale, season in) of columns ``first … last - 1``: the median
+    of the LEVEL_DAYS deseasoned days before each, carried forward to it by the trend."""
+    days = np.arange(first - LEVEL_DAYS, last - 1)
+    carried = flat[:, first - LEVEL_DAYS : last - 1] - trend[:, None] * days
+    level = _sliding_nanmedian(carried, LEVEL_DAYS, min_count=3)
+    return level + trend[:, None] * np.arange(first, last) + season[:, first:last]
+
+
 def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) -> np.ndarray:
     """Day-of-month factors per segment (segment × 31, log scale; 0 where none is learnt).
 
@@ -821,19 +843,18 @@ def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) 
     """
     n_seg = flat.shape[0]
     factor = np.zeros((n_seg, 31))
-    # A candidate has a day of the month at least MONTH_MIN_EFFECT off, the same way, twice.
-    padded = np.concatenate([residual, np.zeros((n_seg, 1))], axis=1)[:, calendar.month_columns]
-    with np.errstate(invalid="ignore"):
-        twice_up = np.count_nonzero(padded >= MONTH_MIN_EFFECT, axis=-1) >= 2
-        twice_down = np.count_nonzero(padded <= -MONTH_MIN_EFFECT, axis=-1) >= 2
-    # ... and two months of history: a count in the window's first week (eight weeks ago).
+    # A candidate has two months of history (a count in the window's first week, eight
+    # weeks ago) and a day of the month off the same way twice, by MONTH_MIN_EFFECT and
+    # then by three standard errors of its noise more.
     old_enough = ~np.isnan(flat[:, :WEEK]).all(axis=1)
-    candidates = np.flatnonzero(np.any(twice_up | twice_down, axis=1) & old_enough)
+    candidates = np.flatnonzero(_off_twice(residual, calendar, 0.0) & old_enough)
+    steps, _ = _steps(flat[candidates])
+    noise = np.nan_to_num(_MAD_TO_SIGMA * _mad(steps) / np.sqrt(2.0), nan=0.0)
+    keep = _off_twice(residual[candidates], calendar, 3.0 * noise / np.sqrt(3.0))
+    candidates, noise = candidates[keep], noise[keep]
     if candidates.size == 0:
         return factor
     part = flat[candidates]
-    steps, _ = _steps(part)
-    noise = np.nan_to_num(_MAD_TO_SIGMA * _mad(steps) / np.sqrt(2.0), nan=0.0)
     # The reference is the lower quartile of the days around (raised by the quartile's
     # distance from the median under the segment's own noise), not their median: a swell
     # that lasts half the month must not lift the days that have none.
@@ -846,6 +867,18 @@ def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) 
     learnt = _month_effects(part - centred, calendar, noise)
     factor[candidates] = np.where(np.abs(learnt) >= MONTH_MIN_EFFECT, learnt, 0.0)
     return factor
+
+
+def _off_twice(residual: np.ndarray, calendar: _Calendar, margin: Any) -> np.ndarray:
+    """Per segment: whether ``residual`` (segment × past day) is off by MONTH_MIN_EFFECT
+    plus ``margin`` (per segment) the same way on two occurrences of a day of the month."""
+    by_day = np.concatenate([residual, np.zeros((residual.shape[0], 1))], axis=1)
+    by_day = by_day[:, calendar.month_columns]
+    limit = MONTH_MIN_EFFECT + np.reshape(margin, (-1, 1, 1))
+    with np.errstate(invalid="ignore"):
+        up = np.count_nonzero(by_day >= limit, axis=-1) >= 2
+        down = np.count_nonzero(by_day <= -limit, axis=-1) >= 2
+    return np.any(up | down, axis=1)
 
 
 def _month_effects(values: np.ndarray, calendar: _Calendar, noise: np.ndarray) -> np.ndarray:
