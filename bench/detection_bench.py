@@ -1,6 +1,6 @@
 """Drop detection benchmark: ``find_drops`` against an Elementary-style z-score, by shape.
 
-Run ``python bench/detection_bench.py`` (a few minutes on an idle machine) or with
+Run ``python bench/detection_bench.py`` (about a minute on an idle machine) or with
 ``--quick``; ``--seed`` draws another data set.
 
 **Steady mix (the existing cases).** A generator builds realistic daily segment counts for
