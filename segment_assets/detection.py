@@ -370,13 +370,17 @@ def _bridge(
     days after a long incident are still judged against it, and its recovery is no rise.
     A slow, unalarming change of level is the short level's alone.
     """
+    bridge = np.full(count.shape, np.nan)
     low, _, _ = _judge(count, level_log, variance, th)
+    rows = np.flatnonzero(low.any(axis=1))  # most segments had no incident
+    count, low, level_log, season = count[rows], low[rows], level_log[rows], season[rows]
     start = low & ~_previous(low, ~np.isnan(count), fill=False)
     columns = np.broadcast_to(np.arange(count.shape[1]), count.shape)
     began = _previous(columns, start, fill=-1)
     before = np.take_along_axis(level_log - season, np.maximum(began, 0), axis=1)
-    drift = np.minimum(trend, 0.0)[:, None] * (columns - began)
-    return np.where(began >= 0, before + drift + season, np.nan)
+    drift = np.minimum(trend[rows], 0.0)[:, None] * (columns - began)
+    bridge[rows] = np.where(began >= 0, before + drift + season, np.nan)
+    return bridge
 
 
 def _rise_floor(
@@ -781,9 +785,23 @@ def _forecast(
 
     # 3. Short level for the BRIDGE_DAYS days before as_of and as_of: the median of the
     #    LEVEL_DAYS deseasoned days before, each carried forward to the day by the trend.
-    first = _T - BRIDGE_DAYS
+    #    Before the lookback it only serves to see incidents begin and rises, so there it
+    #    is computed only for the segments that fell a drop's percent below the highest of
+    #    the LEVEL_DAYS days before, or jumped half a drop's in a day (most did neither).
+    first, near = _T - BRIDGE_DAYS, _T - LOOKBACK
     expected_log = np.full_like(y, np.nan)
-    expected_log[:, first:] = _short_level(flat, trend, season, first, _WIDTH)
+    expected_log[:, near:] = _short_level(flat, trend, season, near, _WIDTH)
+    steps, gaps = _steps(flat)
+    fall = np.log1p(-th.min_drop_pct / 100.0)
+    highest = -_sliding_min_before(-flat[:, first - LEVEL_DAYS : near], LEVEL_DAYS)
+    with np.errstate(invalid="ignore"):
+        moved = (flat[:, first:near] <= highest[:, LEVEL_DAYS:] + fall) | (
+            steps[:, first:near] >= -fall / 2.0
+        )
+    moved = np.flatnonzero(moved.any(axis=1))
+    expected_log[moved, first:near] = _short_level(
+        flat[moved], trend[moved], season[moved], first, near
+    )
 
     # 4. The long level, for series too sparse for a short one: the median of the
     #    LONG_LEVEL_DAYS deseasoned days before as_of, following the trend only downwards
@@ -803,7 +821,6 @@ def _forecast(
     # steps instead of 28 errors, and an incident counts only where it starts and ends).
     # It bounds the first from below, and from above at twice its value, for when
     # incidents fill most of the four weeks and the median lands among them.
-    steps, gaps = _steps(flat)
     step = _MAD_TO_SIGMA * _mad(steps[:, :_T]) / np.sqrt(2.0)
     sigma = np.fmin(np.fmax(sigma, step), 2.0 * step)
     sigma = np.fmax(np.nan_to_num(sigma, nan=th.min_noise), th.min_noise)
