@@ -1,32 +1,55 @@
-"""Drop detection benchmark: ``find_drops`` against an Elementary-style z-score, same data.
+"""Drop detection benchmark: ``find_drops`` against an Elementary-style z-score, by shape.
 
 Run ``python bench/detection_bench.py`` (about a minute on an idle machine) or with
 ``--quick``; ``--seed`` draws another data set.
 
-A generator builds realistic daily segment counts for the three providers — growth and
-slow declines, multiplicative noise, weekly (weekend) dips, tiny segments, segments created
-late, User.com counts that are cached for days and jump on recount, ``too_heavy`` segments
-with unreliable counts, uncountable (NULL) OneSignal segments, single NULL days, segments
-missing from one snapshot, provider-wide outage days, deleted (vanished) segments, small
-unlabelled dips (5–15 %), spikes, gentle steps and level shifts up — and plants sudden drops
-(40–95 %, at least 150 users, lasting one day to the end of the series, some followed by a
-recovery and a new fall). The ground truth of a planted drop is its first day that can be
-judged (the segment is listed, counted, not ``too_heavy``, freshly recounted on User.com,
-and has a week of history); a fall whose recovery was never observed is part of the
-previous drop. Unlabelled movements are kept out of planted drops and of the week before
-them, so that, say, a spike inside a drop cannot pass for a recovery in the ground truth.
+**Steady mix (the existing cases).** A generator builds realistic daily segment counts for
+the three providers — growth and slow declines, multiplicative noise, weekly (weekend)
+dips, tiny segments, segments created late, User.com counts that are cached for days and
+jump on recount, ``too_heavy`` segments with unreliable counts, uncountable (NULL)
+OneSignal segments, single NULL days, segments missing from one snapshot, provider-wide
+outage days, deleted (vanished) segments, small unlabelled dips (5–15 %), spikes, gentle
+steps and level shifts up — and plants sudden drops (40–95 %, at least 150 users, lasting
+one day to the end of the series, some followed by a recovery and a new fall). Unlabelled
+movements are kept out of planted drops and of the week before them, so that, say, a spike
+inside a drop cannot pass for a recovery in the ground truth; level shifts up out of the
+four weeks before them, as a fall back to the level before a recent rise is not a drop.
+
+**The shapes real segments take** (each in accounts of its own, counted every day):
+
+* imports that fade — a jump of 1.5–8× in a day, then a decay back over 1–25 days, some
+  keeping part of the imported users, some removed in one go; a third of the segments
+  then fall below their level before the import;
+* month-start swells ("billing due" segments growing 2–6× over the first one to three
+  days of each month, then shrinking back), with five and with twelve weeks of history at
+  a month start in the evaluated days; a quarter fall below their usual level;
+* fast growth (2–8 % a day for 3–10 weeks), then for 60 % a fall of 33–80 %; the others
+  grow on or level off;
+* young segments, some filling up over their first days, 60 % of which fall 40–95 % after
+  3–30 days at their level — a fall before the segment has a week of history is expected
+  on its first judgeable day;
+* one-day glitches in big segments (300,000–30 million users): about every 20 days a count
+  that is wrong for a day and right again the next, low (a drop on the day) or high.
+
+The ground truth of a planted drop is its first day that can be judged (the segment is
+listed, counted, not ``too_heavy``, freshly recounted on User.com, and has a week of
+history); a fall whose recovery was never observed is part of the previous drop.
 
 Each of the last evaluated days is judged as production does: one call per day with the
-whole history (later days included, which must be ignored). Alerts on a labelled first day
-are true positives; any other drop alert — including a repeat on the days after a drop — is
-a false alert. ``find_drops``'s "vanished" rows are reported separately and not scored as
-drops; the baseline is not charged for an alert on the day a segment was deleted either.
+whole history (later days included, which must be ignored) of all shapes together. Alerts
+on a labelled first day are true positives; any other drop alert — including a repeat on
+the days after a drop — is a false alert. ``find_drops``'s "vanished" rows are reported
+separately and not scored as drops; the baseline is not charged for an alert on the day a
+segment was deleted either.
 
 The baseline is what today's tools do: mean and standard deviation of a 14-day window that
 includes the tested day, alert when z < -3, at least 7 days of data, missing or NULL
 counts read as zero.
 
-The script exits non-zero when a target is missed.
+Targets: over all shapes F1 >= 0.95 and at most 0.2 false alerts per 1,000 segment-days;
+on the steady mix F1 >= 0.99 and at most 0.05; clearly above the baseline (F1 0.2 higher,
+a tenth of its false alerts) on both; ``find_drops`` under 1 s CPU on 10,000 segments ×
+400 days. The script exits non-zero when a target is missed.
 """
 
 from __future__ import annotations
@@ -58,9 +81,21 @@ ACCOUNTS: dict[str, tuple[str, ...]] = {
 }
 PROVIDER_SHARE = (0.35, 0.35, 0.30)
 
-# Targets
-TARGET_F1 = 0.97
-TARGET_FALSE_PER_1000 = 0.05
+SHAPES: tuple[str, ...] = (
+    "steady mix (existing cases)",
+    "imports that fade",
+    "month-start swells, 5 weeks",
+    "month-start swells, 12 weeks",
+    "fast growth, then a fall",
+    "young segments that fall",
+    "one-day glitches, big segments",
+)
+
+# Targets: over all shapes, and on the steady mix alone
+TARGET_F1 = 0.95
+TARGET_FALSE_PER_1000 = 0.2
+TARGET_F1_STEADY = 0.99
+TARGET_FALSE_STEADY = 0.05
 TARGET_SECONDS = 1.0
 TARGET_F1_MARGIN = 0.2  # "clearly above the baseline": at least this much higher F1 ...
 TARGET_FALSE_RATIO = 0.1  # ... and at most this fraction of its false alerts
@@ -76,6 +111,7 @@ class Scenario:
     deleted_report: np.ndarray  # segment × day: where a deletion should be reported
     deleted_day: np.ndarray  # segment × day: first day a deleted segment is absent
     events: list[tuple[int, int, int]]  # planted drops: segment, first day, end day
+    shape: np.ndarray  # per segment: the index of its shape in SHAPES
 
 
 def _segment_ids(provider: np.ndarray, account: np.ndarray, rng: np.random.Generator) -> list:
@@ -189,13 +225,17 @@ def generate(n_seg: int, n_days: int, seed: int = 7) -> Scenario:
                 d = d1 + 2 + int(rng.geometric(rate))
 
     # Unlabelled movements are kept away from planted drops (from a week before to the end)
-    # so that a spike inside a drop or a jump just before it cannot blur the ground truth.
+    # so that a spike inside a drop or a jump just before it cannot blur the ground truth;
+    # level shifts up from four weeks before: a fall back to the level before a recent rise
+    # is not a drop (the detector's first rule), so one must not be planted as one.
     quiet = np.zeros(shape, dtype=bool)
+    no_rise = np.zeros(shape, dtype=bool)
     for s, d0, d1 in events:
         quiet[s, max(d0 - 7, 0) : d1] = True
+        no_rise[s, max(d0 - 28, 0) : d1] = True
     moves = small_dip + spike + np.cumsum(up + down, axis=1)
     moves_quiet = np.where(quiet, 0.0, small_dip + spike) + np.cumsum(
-        np.where(quiet, 0.0, up + down), axis=1
+        np.where(quiet, 0.0, down) + np.where(no_rise, 0.0, up), axis=1
     )
     true_count = rng.poisson(np.exp(clean - moves + moves_quiet + effect)).astype(float)
 
@@ -227,23 +267,7 @@ def generate(n_seg: int, n_days: int, seed: int = 7) -> Scenario:
     prev_present = np.concatenate([np.full((n_seg, 1), -1), last_present[:, :-1]], axis=1)
     prev_counted_day = np.take_along_axis(counted_day, np.maximum(prev_present, 0), axis=1)
     stale = is_usercom[:, None] & present & (prev_present >= 0) & (prev_counted_day == counted_day)
-    csum = np.concatenate([np.zeros((n_seg, 1)), np.cumsum(counted, axis=1)], axis=1)
-    lo = np.maximum(days - HISTORY_DAYS_NEEDED, 0)
-    history_days = csum[:, days] - csum[:, lo]
-    judgeable = counted & ~stale & (history_days >= 7)
-
-    # A fall is labelled on its first judgeable day, unless the previous fall of the same
-    # segment was seen and no judgeable day showed the recovery in between (then the two
-    # look like one drop).
-    labels = np.zeros(shape, dtype=bool)
-    previous: dict[int, tuple[int, bool]] = {}  # segment → (end of last fall, was it seen)
-    for s, d0, d1 in events:
-        seen = np.flatnonzero(judgeable[s, d0:d1])
-        prev_end, prev_seen = previous.get(s, (d0, False))
-        merged = prev_seen and not judgeable[s, prev_end:d0].any()
-        previous[s] = (d1, bool(seen.size) or merged)
-        if seen.size and not merged:
-            labels[s, d0 + seen[0]] = True
+    labels = _labels(events, _judgeable(counted & ~stale, counted))
 
     # Deletions are reported on the first day the account is snapshotted again.
     deleted_day = np.zeros(shape, dtype=bool)
@@ -254,30 +278,68 @@ def generate(n_seg: int, n_days: int, seed: int = 7) -> Scenario:
         if listed.size:
             deleted_report[s, end[s] + listed[0]] = True
 
-    history = _to_frame(provider, account, rng, observed, present, too_heavy, counted_day, n_days)
-    keys = history.drop_duplicates("_seg").set_index("_seg").sort_index()
-    keys = keys[["provider", "account", "segment_id"]].reindex(np.arange(n_seg))
-    history = history.drop(columns="_seg")
-    return Scenario(history, keys, present, observed, labels, deleted_report, deleted_day, events)
+    names = np.array(list(ACCOUNTS), dtype=object)
+    ids = np.array(_segment_ids(provider, account, rng), dtype=object)
+    prov = names[provider]
+    acc = np.array([ACCOUNTS[p][a] for p, a in zip(prov, account, strict=True)], dtype=object)
+    history = _to_frame(prov, acc, ids, observed, present, too_heavy, counted_day)
+    return Scenario(
+        history,
+        _keys(prov, acc, ids),
+        present,
+        observed,
+        labels,
+        deleted_report,
+        deleted_day,
+        events,
+        np.zeros(n_seg, dtype=np.int64),
+    )
+
+
+def _judgeable(fresh: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Segment × day: a fresh count (``fresh``) of a segment with at least seven counted days
+    in the window before it, i.e. a day the detector judges."""
+    n_seg, n_days = counted.shape
+    days = np.arange(n_days)
+    csum = np.concatenate([np.zeros((n_seg, 1)), np.cumsum(counted, axis=1)], axis=1)
+    lo = np.maximum(days - HISTORY_DAYS_NEEDED, 0)
+    return fresh & (csum[:, days] - csum[:, lo] >= 7)
+
+
+def _labels(events: list[tuple[int, int, int]], judgeable: np.ndarray) -> np.ndarray:
+    """The ground truth: each planted fall on its first judgeable day, unless the previous
+    fall of the same segment was seen and no judgeable day showed the recovery in between
+    (then the two look like one drop)."""
+    labels = np.zeros(judgeable.shape, dtype=bool)
+    previous: dict[int, tuple[int, bool]] = {}  # segment → (end of last fall, was it seen)
+    for s, d0, d1 in events:
+        seen = np.flatnonzero(judgeable[s, d0:d1])
+        prev_end, prev_seen = previous.get(s, (d0, False))
+        merged = prev_seen and not judgeable[s, prev_end:d0].any()
+        previous[s] = (d1, bool(seen.size) or merged)
+        if seen.size and not merged:
+            labels[s, d0 + seen[0]] = True
+    return labels
+
+
+def _keys(prov: np.ndarray, acc: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"provider": prov, "account": acc, "segment_id": ids})
 
 
 def _to_frame(
-    provider: np.ndarray,
-    account: np.ndarray,
-    rng: np.random.Generator,
+    prov: np.ndarray,
+    acc: np.ndarray,
+    ids: np.ndarray,
     observed: np.ndarray,
     present: np.ndarray,
     too_heavy: np.ndarray,
     counted_day: np.ndarray,
-    n_days: int,
 ) -> pd.DataFrame:
-    """The long table storage returns: one row per listed segment and day."""
-    names = list(ACCOUNTS)
-    ids = np.array(_segment_ids(provider, account, rng), dtype=object)
+    """The long table storage returns: one row per listed segment and day (provider,
+    account and id given per segment)."""
+    n_days = present.shape[1]
     seg, day = np.nonzero(present)
     dates = np.array([START + dt.timedelta(days=int(d)) for d in range(n_days)], dtype=object)
-    prov = np.array(names, dtype=object)[provider]
-    acc = np.array([ACCOUNTS[p][a] for p, a in zip(prov, account, strict=True)], dtype=object)
     usercom = prov[seg] == "usercom"
     values = observed[seg, day]
     counts = pd.array(np.where(np.isnan(values), 0, values).astype(np.int64), dtype="Int64")
@@ -289,7 +351,6 @@ def _to_frame(
     heavy[~usercom] = pd.NA
     return pd.DataFrame(
         {
-            "_seg": seg,
             "provider": prov[seg],
             "account": acc[seg],
             "segment_id": ids[seg],
@@ -299,6 +360,259 @@ def _to_frame(
             "last_counted": last_counted,
             "too_heavy": heavy,
         }
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The shapes real segments take besides the steady mix. Each builds log counts (before
+# Poisson counting noise) for its segments over the whole series; the interesting part of
+# each falls in the evaluated days (the last ``eval_days``), which start on day ``lo``.
+
+
+def _base(
+    rng: np.random.Generator,
+    n: int,
+    n_days: int,
+    low: float = 2_000,
+    high: float = 2e6,
+    noise: tuple[float, float] = (0.003, 0.04),
+) -> np.ndarray:
+    """Log counts of ``n`` ordinary segments: a level, a slow drift, weekend dips for a
+    quarter of them and multiplicative noise."""
+    days = np.arange(n_days)
+    weekday = (START.weekday() + days) % 7
+    level = rng.uniform(np.log(low), np.log(high), n)
+    slope = rng.normal(0.0005, 0.001, n)
+    weekly = np.zeros((n, 7))
+    dips = rng.random(n) < 0.25
+    weekend = np.log(rng.uniform(0.6, 0.9, n))
+    weekly[dips, 5] = weekend[dips]
+    weekly[dips, 6] = weekend[dips]
+    sigma = np.exp(rng.uniform(np.log(noise[0]), np.log(noise[1]), n))
+    wander = rng.standard_normal((n, n_days)) * sigma[:, None]
+    return level[:, None] + slope[:, None] * days + weekly[:, weekday] + wander
+
+
+def _drop_length(rng: np.random.Generator) -> int:
+    """How long a planted drop lasts: a day (30 %), 2–7 days, 8–30 days, or for good."""
+    kind = rng.random()
+    if kind < 0.30:
+        return 1
+    if kind < 0.65:
+        return int(rng.integers(2, 8))
+    if kind < 0.80:
+        return int(rng.integers(8, 31))
+    return 10_000
+
+
+def _plant(
+    mult: np.ndarray,
+    base: np.ndarray,
+    events: list[tuple[int, int, int]],
+    rng: np.random.Generator,
+    s: int,
+    d: int,
+    depth: float,
+    length: int | None = None,
+) -> None:
+    """A fall of segment ``s`` from day ``d`` to ``depth`` below its level without any rise
+    (``mult`` is set, so an import or a swell under way is lost too)."""
+    n_days = mult.shape[1]
+    if d >= n_days or np.exp(base[s, d]) * depth < 150:
+        return
+    d1 = min(d + (length or _drop_length(rng)), n_days)
+    mult[s, d:d1] = np.log(1 - depth)
+    events.append((s, d, d1))
+
+
+def imports_that_fade(rng: np.random.Generator, n: int, n_days: int, lo: int) -> dict:
+    """Campaign imports: a jump of 1.5–8× in a day, then a decay back over 1–25 days (half
+    of them keep up to 30 % of the imported users; a fifth are removed in one go after 1–14
+    days); one to three per segment, the last in or just before the evaluated days. A third
+    of the segments then fall below their level before the import (labelled drops)."""
+    base = _base(rng, n, n_days)
+    start = np.where(rng.random(n) < 0.5, 0, rng.integers(lo - 70, lo - 20, n))
+    days = np.arange(n_days)
+    excess = np.zeros((n, n_days))
+    events: list[tuple[int, int, int]] = []
+    for s in range(n):
+        day = int(rng.integers(lo - 25, lo + 10))
+        for _ in range(int(rng.integers(1, 4))):
+            if day >= n_days - 1:
+                break
+            jump = np.exp(rng.uniform(np.log(1.5), np.log(8.0)))
+            tau = np.exp(rng.uniform(0.0, np.log(25.0)))
+            kept = rng.uniform(0.0, 0.3) if rng.random() < 0.5 else 0.0
+            t = days[day:] - day
+            share = kept + (1 - kept) * np.exp(-t / tau)
+            if rng.random() < 0.2:  # the imported list is removed in one go
+                share[t >= int(rng.integers(1, 15))] = kept
+            excess[s, day:] += (jump - 1) * share
+            day += int(rng.integers(10, 35))
+    mult = np.log1p(excess)
+    for s in np.flatnonzero(rng.random(n) < 0.35):
+        _plant(
+            mult, base, events, rng, int(s), int(rng.integers(lo, n_days)), rng.uniform(0.4, 0.9)
+        )
+    present = days[None, :] >= start[:, None]
+    return {"log_count": base + mult, "present": present, "events": events}
+
+
+def month_start_swells(rng: np.random.Generator, n: int, n_days: int, lo: int, weeks: int) -> dict:
+    """Segments such as "billing due": on the first days of each month (reached in one to
+    three days) they grow 2–6× (±15 % from month to month), then shrink back with a time
+    constant of 2–8 days. Each segment is ``weeks`` weeks old (±3 days) at a month start in the
+    evaluated days. A quarter of them fall below their usual level (labelled drops)."""
+    base = _base(rng, n, n_days)
+    days = np.arange(n_days)
+    dates = [START + dt.timedelta(days=int(d)) for d in days]
+    firsts = np.array([d for d in days if dates[d].day == 1])
+    candidates = firsts[(firsts >= lo) & (firsts < n_days - 7)]
+    month = rng.choice(candidates, n)
+    start = np.maximum(month - weeks * 7 + rng.integers(-3, 4, n), 0)
+    peak = np.exp(rng.uniform(np.log(2.0), np.log(6.0), n))
+    ramp = rng.integers(1, 4, n)
+    tau = rng.uniform(2.0, 8.0, n)
+    mult = np.zeros((n, n_days))
+    for first in firsts:
+        size = np.log(peak) + rng.normal(0.0, 0.15, n)
+        t = days[None, first:] - first
+        rising = size[:, None] * np.minimum((t + 1) / ramp[:, None], 1.0)
+        after = np.maximum(t - ramp[:, None] + 1, 0)
+        mult[:, first:] = np.fmax(
+            mult[:, first:], np.log1p(np.expm1(rising) * np.exp(-after / tau[:, None]))
+        )
+    events: list[tuple[int, int, int]] = []
+    for s in np.flatnonzero(rng.random(n) < 0.25):
+        _plant(
+            mult, base, events, rng, int(s), int(rng.integers(lo, n_days)), rng.uniform(0.4, 0.9)
+        )
+    present = days[None, :] >= start[:, None]
+    return {"log_count": base + mult, "present": present, "events": events}
+
+
+def fast_growth(rng: np.random.Generator, n: int, n_days: int, lo: int) -> dict:
+    """Segments growing 2–8 % a day for 3–10 weeks. Sixty percent then lose 33–80 % in a
+    day (labelled drops) and grow on or stay; the others grow on or level off."""
+    base = _base(rng, n, n_days, low=300, high=20_000)
+    days = np.arange(n_days)
+    rate = rng.uniform(0.02, 0.08, n)
+    turn = rng.integers(lo + 3, n_days - 2, n)  # where growth ends or the fall comes
+    began = turn - 7 * rng.integers(3, 11, n)
+    falls = rng.random(n) < 0.6
+    grows_on = rng.random(n) < 0.5
+    end = np.where(grows_on, n_days, turn)
+    growth = rate[:, None] * np.clip(days[None, :] - began[:, None], 0, (end - began)[:, None])
+    mult = np.zeros((n, n_days))
+    events: list[tuple[int, int, int]] = []
+    for s in np.flatnonzero(falls):
+        depth = rng.uniform(0.33, 0.8)
+        _plant(mult, base + growth, events, rng, int(s), int(turn[s]), depth, length=n_days)
+    return {
+        "log_count": base + growth + mult,
+        "present": np.ones((n, n_days), bool),
+        "events": events,
+    }
+
+
+def young_segments(rng: np.random.Generator, n: int, n_days: int, lo: int) -> dict:
+    """Segments created in or just before the evaluated days, 40 % filling up over their
+    first one to three days (from 20–70 % of their level), most growing a little; 60 % fall
+    40–95 % after 3–30 days at their level. A fall is a drop even when the segment is
+    younger than the minimum history: it is then labelled on its first judgeable day (the
+    seventh counted day)."""
+    base = _base(rng, n, n_days, low=1_000, high=500_000)
+    days = np.arange(n_days)
+    start = rng.integers(lo - 25, n_days - 8, n)
+    age = days[None, :] - start[:, None]
+    fill = rng.integers(1, 4, n)
+    filling = rng.random(n) < 0.4
+    first = np.log(rng.uniform(0.2, 0.7, n))
+    ramp = first[:, None] * np.clip(1 - age / fill[:, None], 0, 1)
+    grow = rng.normal(0.004, 0.008, n)[:, None] * np.maximum(age, 0)
+    base = base + np.where(filling[:, None], ramp, 0.0) + grow
+    mult = np.zeros((n, n_days))
+    events: list[tuple[int, int, int]] = []
+    full = start + np.where(filling, fill, 0)  # the first day at the segment's level
+    for s in np.flatnonzero(rng.random(n) < 0.6):
+        d = int(full[s] + rng.integers(3, 31))
+        _plant(mult, base, events, rng, int(s), d, rng.uniform(0.4, 0.95))
+    return {"log_count": base + mult, "present": age >= 0, "events": events}
+
+
+def one_day_glitches(rng: np.random.Generator, n: int, n_days: int, lo: int) -> dict:
+    """Big segments (300,000–30 million users, 0.1–1 % noise) whose count is wrong for one
+    day now and then (about every 20 days) and right again the next: 60 % of the glitches
+    read low (to 0–65 % of the count, a tenth of them 0: labelled, a drop on the day), the
+    others high (1.5–10×). About every 160 days a real drop of 40–95 % starts, for 2–30
+    days."""
+    base = _base(rng, n, n_days, low=3e5, high=3e7, noise=(0.001, 0.01))
+    mult = np.zeros((n, n_days))
+    events: list[tuple[int, int, int]] = []
+    for s in range(n):
+        d = int(rng.integers(20, 40))
+        while d < n_days:
+            if rng.random() < 1 / 8:
+                length = int(rng.integers(2, 31))
+                _plant(mult, base, events, rng, s, d, rng.uniform(0.4, 0.95), length=length)
+                d += length + int(rng.integers(3, 20))
+                continue
+            if rng.random() < 0.6:
+                kept = 0.0 if rng.random() < 0.1 else rng.uniform(0.0, 0.65)
+                mult[s, d] = np.log(kept) if kept > 0 else -np.inf
+                events.append((s, d, d + 1))
+            else:
+                mult[s, d] = np.log(rng.uniform(1.5, 10.0))
+            d += int(rng.integers(3, 38))
+    return {"log_count": base + mult, "present": np.ones((n, n_days), bool), "events": events}
+
+
+def shape_scenario(index: int, slug: str, built: dict, rng: np.random.Generator) -> Scenario:
+    """A shape's segments as storage returns them: daily counts (User.com recounting every
+    day), two accounts per provider named after the shape, all counts fresh."""
+    log_count, present, events = built["log_count"], built["present"], built["events"]
+    n_seg = log_count.shape[0]
+    with np.errstate(over="ignore"):
+        lam = np.exp(np.minimum(log_count, np.log(1e12)))
+    observed = np.where(present, rng.poisson(lam).astype(float), np.nan)
+    names = np.array(list(ACCOUNTS), dtype=object)
+    prov = names[rng.choice(3, size=n_seg, p=PROVIDER_SHARE)]
+    acc = np.array(
+        [f"{p}-{slug}-{k}" for p, k in zip(prov, rng.integers(0, 2, n_seg), strict=True)],
+        dtype=object,
+    )
+    ids = np.array([f"{slug}-{s:05d}" for s in range(n_seg)], dtype=object)
+    counted_day = np.broadcast_to(np.arange(present.shape[1]), present.shape)
+    too_heavy = np.zeros(present.shape, dtype=bool)
+    history = _to_frame(prov, acc, ids, observed, present, too_heavy, counted_day)
+    none = np.zeros(present.shape, dtype=bool)
+    labels = _labels(sorted(events), _judgeable(present, present))
+    shape = np.full(n_seg, index, dtype=np.int64)
+    return Scenario(
+        history, _keys(prov, acc, ids), present, observed, labels, none, none, events, shape
+    )
+
+
+def combine(parts: list[Scenario]) -> Scenario:
+    """The scenarios side by side, as one store holding all their segments."""
+
+    def stack(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts], axis=0)
+
+    offsets = np.cumsum([0] + [p.present.shape[0] for p in parts])
+    events = [
+        (s + int(o), d0, d1) for p, o in zip(parts, offsets, strict=False) for s, d0, d1 in p.events
+    ]
+    return Scenario(
+        pd.concat([p.history for p in parts], ignore_index=True),
+        pd.concat([p.keys for p in parts], ignore_index=True),
+        stack("present"),
+        stack("observed"),
+        stack("labels"),
+        stack("deleted_report"),
+        stack("deleted_day"),
+        events,
+        stack("shape"),
     )
 
 
@@ -353,15 +667,18 @@ class Score:
         return 1000 * self.fp / self.segment_days
 
 
-def score(name: str, alerts: np.ndarray, sc: Scenario, days: slice, exempt: np.ndarray) -> Score:
-    a, truth = alerts[:, days], sc.labels[:, days]
-    ex = exempt[:, days]
+def score(
+    name: str, alerts: np.ndarray, sc: Scenario, days: slice, exempt: np.ndarray, rows: np.ndarray
+) -> Score:
+    """Alerts of the segments ``rows`` on the evaluated ``days`` against the labels."""
+    a, truth = alerts[rows, days], sc.labels[rows, days]
+    ex = exempt[rows, days]
     return Score(
         name,
         tp=int((a & truth).sum()),
         fp=int((a & ~truth & ~ex).sum()),
         fn=int((~a & truth).sum()),
-        segment_days=int(sc.present[:, days].sum()),
+        segment_days=int(sc.present[rows, days].sum()),
     )
 
 
@@ -402,50 +719,80 @@ def time_find_drops(n_seg: int, n_days: int, repeats: int) -> tuple[float, float
     return float(np.median(wall)), float(np.median(cpu)), len(sc.history)
 
 
+def build(seed: int, quick: bool) -> tuple[Scenario, int, int]:
+    """All shapes side by side: (scenario, days in the series, evaluated days)."""
+    n_seg, n_days, eval_days = (1500, 200, 30) if quick else (6000, 400, 60)
+    share = 4 if quick else 1
+    lo = n_days - eval_days
+    parts = [generate(n_seg, n_days, seed=seed)]
+    rng = np.random.default_rng(seed + 1)
+    builders = {
+        "imports": (1600, lambda n: imports_that_fade(rng, n, n_days, lo)),
+        "swells5": (800, lambda n: month_start_swells(rng, n, n_days, lo, weeks=5)),
+        "swells12": (800, lambda n: month_start_swells(rng, n, n_days, lo, weeks=12)),
+        "growth": (1000, lambda n: fast_growth(rng, n, n_days, lo)),
+        "young": (1200, lambda n: young_segments(rng, n, n_days, lo)),
+        "glitch": (600, lambda n: one_day_glitches(rng, n, n_days, lo)),
+    }
+    for index, (slug, (size, make)) in enumerate(builders.items(), start=1):
+        parts.append(shape_scenario(index, slug, make(size // share), rng))
+    return combine(parts), n_days, eval_days
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller run (about 15 s)")
+    parser.add_argument("--quick", action="store_true", help="smaller run (about 30 s)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    n_seg, n_days, eval_days, repeats = (1500, 200, 30, 3) if args.quick else (6000, 400, 60, 5)
+    repeats = 3 if args.quick else 5
 
     t0 = time.perf_counter()
-    sc = generate(n_seg, n_days, seed=args.seed)
+    sc, n_days, eval_days = build(args.seed, args.quick)
     gen_s = time.perf_counter() - t0
     days = slice(n_days - eval_days, n_days)
     print(
-        f"data: {n_seg:,} segments × {n_days} days ({len(sc.history):,} rows, generated in "
-        f"{gen_s:.1f} s); {len(sc.events):,} planted drops, {int(sc.labels[:, days].sum())} "
-        f"visible in the last {eval_days} days"
+        f"data: {sc.present.shape[0]:,} segments × {n_days} days ({len(sc.history):,} rows, "
+        f"generated in {gen_s:.1f} s); {len(sc.events):,} planted drops, "
+        f"{int(sc.labels[:, days].sum())} visible in the last {eval_days} days"
     )
 
     ours, gone, per_call = run_find_drops(sc, eval_days)
     base = elementary_alerts(sc)
-    scores = [
-        score("find_drops", ours, sc, days, np.zeros_like(ours)),
-        score("elementary-style (14 d, z<-3)", base, sc, days, sc.deleted_day),
-    ]
+    none = np.zeros_like(ours)
+    rows_of = [sc.shape == i for i in range(len(SHAPES))]
+    everything = np.ones(sc.shape.size, dtype=bool)
+    table = [
+        (name, score("find_drops", ours, sc, days, none, rows),
+         score("z-score", base, sc, days, sc.deleted_day, rows))
+        for name, rows in [*zip(SHAPES, rows_of, strict=True), ("all shapes", everything)]
+    ]  # fmt: skip
 
     print()
     print(
-        f"{'detector':32} {'alerts':>7} {'TP':>5} {'FP':>6} {'FN':>5} "
-        f"{'precision':>9} {'recall':>7} {'F1':>6} {'false/1k seg-days':>18}"
+        f"{'shape':30} {'seg-days':>9} {'drops':>5} | {'find_drops':^38} | "
+        f"{'z-score baseline (14 d, z<-3)':^30}"
     )
-    for s in scores:
+    print(
+        f"{'':30} {'':>9} {'':>5} | {'TP':>5} {'FP':>5} {'FN':>4} {'F1':>6} {'false/1k':>9} "
+        f"{'':>4} | {'TP':>5} {'FP':>6} {'F1':>6} {'false/1k':>9}"
+    )
+    for name, o, b in table:
         print(
-            f"{s.name:32} {s.tp + s.fp:7d} {s.tp:5d} {s.fp:6d} {s.fn:5d} {s.precision:9.3f} "
-            f"{s.recall:7.3f} {s.f1:6.3f} {s.false_per_1000:18.3f}"
+            f"{name:30} {o.segment_days:9,d} {o.tp + o.fn:5d} | {o.tp:5d} {o.fp:5d} {o.fn:4d} "
+            f"{o.f1:6.3f} {o.false_per_1000:9.3f} {'':>4} | {b.tp:5d} {b.fp:6d} {b.f1:6.3f} "
+            f"{b.false_per_1000:9.3f}"
         )
     print(
-        f"(segment-days evaluated: {scores[0].segment_days:,}; find_drops "
+        f"(F1 and false alerts per 1,000 segment-days evaluated; find_drops "
         f"{per_call * 1000:.0f} ms per day on the whole history)"
     )
 
-    report = sc.deleted_report[:, days]
-    found = gone[:, days]
+    steady = sc.shape == 0
+    report = sc.deleted_report[steady, days]
+    found = gone[steady, days]
     transient = found & ~report
     print(
-        f"vanished reports: {int(found.sum())} — {int((found & report).sum())} of "
+        f"vanished reports (steady mix): {int(found.sum())} — {int((found & report).sum())} of "
         f"{int(report.sum())} deleted segments, {int(transient.sum())} segments missing from "
         "one snapshot (not drops)"
     )
@@ -458,20 +805,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores)"
     )
 
-    ours_s, base_s = scores
     failures = []
-    if ours_s.f1 < TARGET_F1:
-        failures.append(f"F1 {ours_s.f1:.3f} < {TARGET_F1}")
-    if ours_s.false_per_1000 > TARGET_FALSE_PER_1000:
-        failures.append(
-            f"false alerts {ours_s.false_per_1000:.3f} > {TARGET_FALSE_PER_1000} per 1,000"
-        )
-    if ours_s.f1 < base_s.f1 + TARGET_F1_MARGIN:
-        failures.append(f"F1 not {TARGET_F1_MARGIN} above the baseline's {base_s.f1:.3f}")
-    if ours_s.fp > TARGET_FALSE_RATIO * base_s.fp:
-        failures.append(f"false alerts not below {TARGET_FALSE_RATIO:.0%} of the baseline's")
-    # The detector is single-threaded: its CPU time is its wall time on an idle core, and,
-    # unlike wall time, it does not grow when other processes share the machine.
+    _, steady_s, steady_base = table[0]
+    _, all_s, all_base = table[-1]
+    for label, s, f1, false in (
+        ("steady mix", steady_s, TARGET_F1_STEADY, TARGET_FALSE_STEADY),
+        ("all shapes", all_s, TARGET_F1, TARGET_FALSE_PER_1000),
+    ):
+        if s.f1 < f1:
+            failures.append(f"{label}: F1 {s.f1:.3f} < {f1}")
+        if s.false_per_1000 > false:
+            failures.append(f"{label}: false alerts {s.false_per_1000:.3f} > {false} per 1,000")
+    for label, s, b in (("steady mix", steady_s, steady_base), ("all shapes", all_s, all_base)):
+        if s.f1 < b.f1 + TARGET_F1_MARGIN:
+            failures.append(f"{label}: F1 not {TARGET_F1_MARGIN} above the baseline's {b.f1:.3f}")
+        if s.fp > TARGET_FALSE_RATIO * b.fp:
+            failures.append(
+                f"{label}: false alerts not below {TARGET_FALSE_RATIO:.0%} of the baseline's"
+            )
+    # The CPU time of the call: its wall time on an idle machine, and, unlike wall time, it
+    # does not grow when other processes share the machine.
     if cpu_s >= TARGET_SECONDS:
         failures.append(f"find_drops took {cpu_s:.3f} s CPU >= {TARGET_SECONDS} s")
     print()
@@ -480,8 +833,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"TARGET MISSED: {f}")
         return 1
     print(
-        f"all targets met: F1 >= {TARGET_F1}, false alerts <= {TARGET_FALSE_PER_1000} per "
-        f"1,000 segment-days, clearly above the baseline, < {TARGET_SECONDS} s"
+        f"all targets met: F1 >= {TARGET_F1} and <= {TARGET_FALSE_PER_1000} false alerts per "
+        f"1,000 segment-days over all shapes, F1 >= {TARGET_F1_STEADY} and <= "
+        f"{TARGET_FALSE_STEADY} on the steady mix, clearly above the baseline, "
+        f"< {TARGET_SECONDS} s"
     )
     return 0
 

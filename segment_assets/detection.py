@@ -5,7 +5,8 @@ work is done on segment × day matrices of the ``HISTORY_DAYS_NEEDED`` days befo
 with group-wise numpy operations over all segments at once (in blocks of a few thousand
 segments, two blocks side by side: segments are judged independently): no Python loop per
 segment or per day, and older rows are never read. Text columns may be categoricals (as
-:func:`segment_assets.storage.read_history` returns them): their codes stand for the text.
+:func:`~segment_assets.store.duckdb_files.read_history` returns them): their codes stand
+for the text.
 
 What counts as an observation
 -----------------------------
@@ -27,29 +28,58 @@ baseline, and the judged day is never part of its own baseline.
    the median of that ratio per weekday over the window is the weekday's factor, so a
    regular weekend dip is expected, not a drop. A factor that would raise the expected
    count is shrunk by twice its standard error and needs three observations, so one spike
-   or a level shift cannot invent a busy weekday.
-2. **Trend.** The median week-over-week change of the last four weeks, per day, followed
-   up to 1 % a day upwards and 3 % downwards.
-3. **Level.** The median of the 14 days before the judged day with the weekday factors taken
-   out, moved forward by the trend. **Expected** = level × weekday factor. Once an incident
-   starts (a day low against that expectation), this level follows the incident down within
-   a week, so until the incident leaves the last four weeks the level it started from
-   (moved by the trend when that is downwards) remains a floor: the day after a long
-   incident is still judged against the normal level. Series too sparse for a 14-day
-   median use the median of eight weeks.
-4. **Noise** is the robust spread (1.4826 × MAD) of the forecast errors over the last four
+   or a level shift cannot invent a busy weekday; in a segment younger than four weeks a
+   lowering factor is shrunk too (its first, partial counts or a fall must not teach it a
+   low weekday).
+2. **Day-of-month pattern.** For a segment with two months of history (a count in the
+   window's first week), each observation is compared with the lower quartile of the 29
+   days centred on it (so a swell over half the month does not lift the other days); a
+   day of the month that was off the same way in every month seen (two or three) gets the
+   smallest of those effects as its factor, less three standard errors of the segment's
+   noise, from 10 % on. A factor that raises the count (a month-start swell) is taken out
+   of the baseline but never raises the count a day is judged against: a swell that does
+   not come leaves the segment at its level before the swell, which is not a drop (rule 5).
+3. **Trend.** The median week-over-week change of the last four weeks, per day, followed
+   downwards up to 3 % a day and upwards as far as each of the last two weeks confirms on
+   its own (the median of its seven week-over-week changes), up to 22 % a day: an import's
+   jump lifts one week only, and growth that stopped lifts neither.
+4. **Level.** The median of the 14 days before the judged day with the season (rules 1
+   and 2) taken out, each carried forward to the day by the trend. **Expected** = level ×
+   season. Once an incident starts (a day low against that expectation), this level follows
+   the incident down within a week, so for seven weeks the level it started from (moved by
+   the trend when that is downwards) remains a floor: the day after a long incident is
+   still judged against the normal level, and the recovery from it is no rise. Series too
+   sparse for a 14-day median use the median of eight weeks.
+5. **Rises.** A fall back to the level a segment held before a recent rise is not a drop,
+   so the expected count is at most that level. A **rise** is a day, in the four weeks
+   before the judged day (*recent*), whose count is above expected as much as a drop is
+   below it (expected / (1 − ``min_drop_pct`` %), and ``min_drop_users`` users and
+   ``min_z`` noise units more), as far above the median of the eight weeks before the
+   judged day, and at least half that far above the previous count beyond the trend: a
+   jump such as a campaign import or a month-start swell, not the climb of a growing
+   segment nor a new segment filling up. *The level before* it is the count expected on
+   that day (rule 4: the median of the 14 days before it, season out, so a rise needs
+   three counts in those days), carried forward by the trend when that is upwards; after
+   several rises, the lowest. A fall below that level is judged against it.
+6. **Noise** is the robust spread (1.4826 × MAD) of the forecast errors over the last four
    weeks, kept between once and twice the spread of the changes between consecutive
    observations (which incidents barely touch), and at least ``min_noise``. Counting noise
    (1/√expected on a log scale) is added, so small segments need more evidence, and so is
    the uncertainty of a weekday never observed in the window (the largest weekday effect
    seen, at least 0.3).
-5. A day is **low** when its count is below expected by at least ``min_z`` noise units AND
+7. A day is **low** when its count is below expected by at least ``min_z`` noise units AND
    ``min_drop_pct`` percent AND ``min_drop_users`` users. It is **recovered** when it misses
    expected by less than ``recovery_fraction`` × ``min_drop_pct`` percent or
    ``recovery_fraction`` × ``min_drop_users`` users.
-6. A low ``as_of`` is a **new drop** unless the segment is still in an earlier drop: a low
-   day in the four weeks before ``as_of`` with no recovered day after it. A drop that lasts
-   for days alerts once; a recovery followed by a new fall alerts again.
+8. A low ``as_of`` is a **new drop** unless the segment is still in an earlier drop: a day
+   in the four weeks before ``as_of``, when the segment had ``min_history_days``
+   observations, below expected by the percent and users thresholds (the noise left out:
+   it is measured with those days in it) with no recovered day after it; or a previous
+   observation that was judged, not recovered, and about as far below expected as today
+   (today less than the recovery margin deeper). A drop that lasts for days alerts once,
+   whatever the segment's age; a recovery followed by a new fall alerts again; a fall
+   before the segment has ``min_history_days`` observations alerts once, on its first
+   judged day.
 
 Never judged (no drop row): a segment absent on ``as_of``, a NULL count, a ``too_heavy`` row,
 a User.com count whose ``last_counted`` did not change, a provider account with no rows at
@@ -90,10 +120,16 @@ LONG_LEVEL_DAYS = 8 * WEEK  # days behind the level of series too sparse for LEV
 TREND_DAYS = 4 * WEEK  # days of week-over-week changes behind the trend
 NOISE_DAYS = 4 * WEEK  # days of forecast errors behind the noise
 LOOKBACK = NOISE_DAYS  # how far back "is the segment still in an earlier drop?" looks
+BRIDGE_DAYS = 7 * WEEK  # how far back an incident's start is seen (the short level's reach)
+RISE_DAYS = 4 * WEEK  # how long a fall back to the level before a rise is not a drop
 SPARSE_FRACTION = 0.7  # below this share of observed days, weekday factors look wider
 UNSEEN_WEEKDAY_NOISE = 0.3  # uncertainty (log scale) of a weekday never observed
-MAX_GROWTH = 0.01  # largest trend followed upwards (log scale per day, about 1 %)
+MAX_GROWTH = 0.2  # largest trend followed upwards (log scale per day, about 22 %)
+MAX_UNCONFIRMED_GROWTH = 0.01  # ... where the last two weeks cannot confirm it (sparse)
 MAX_DECLINE = 0.03  # largest trend followed downwards (about 3 % a day)
+YOUNG_DAYS = 4 * WEEK  # a segment first seen this recently has young weekday factors
+MONTH_HALF = 2 * WEEK  # days each side of the median a day-of-month factor is measured on
+MONTH_MIN_EFFECT = 0.1  # smallest day-of-month factor kept (log scale, about 10 %)
 BLOCK_SEGMENTS = 2048  # segments judged together (see _in_blocks)
 WORKERS = min(2, os.cpu_count() or 1)  # blocks judged side by side
 
@@ -123,6 +159,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 VANISHED = "vanished"
 
 _MAD_TO_SIGMA = 1.4826
+_QUARTILE_TO_SIGMA = 0.6745  # distance from the median to a quartile, in standard deviations
 _MINUS = "\u2212"
 _ARROW = "\u2192"
 
@@ -214,7 +251,8 @@ def find_drops(
     if win is None:
         return _empty(with_name)
 
-    new, expected, pct = _in_blocks(win.observed, win.counts, win.today_shift, th)
+    calendar = _Calendar.of(as_of)
+    new, expected, pct = _in_blocks(win.observed, win.counts, win.today_shift, calendar, th)
     seg = np.flatnonzero(new)
     drops = _drop_frame(win, seg, expected, pct, th, with_name)
     vanished = _vanished_frame(win, with_name)
@@ -222,7 +260,11 @@ def find_drops(
 
 
 def _in_blocks(
-    observed: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+    observed: np.ndarray,
+    counts: np.ndarray,
+    today_shift: np.ndarray,
+    calendar: _Calendar,
+    th: DropThresholds,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_newly_low` of every segment, by blocks of ``BLOCK_SEGMENTS`` segments.
 
@@ -233,46 +275,79 @@ def _in_blocks(
     n_seg = observed.shape[0]
     blocks = [slice(i, i + BLOCK_SEGMENTS) for i in range(0, n_seg, BLOCK_SEGMENTS)]
     if len(blocks) == 1:
-        return _newly_low(observed, counts, today_shift, th)
+        return _newly_low(observed, counts, today_shift, calendar, th)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         parts = list(
-            pool.map(lambda b: _newly_low(observed[b], counts[b], today_shift[b], th), blocks)
+            pool.map(
+                lambda b: _newly_low(observed[b], counts[b], today_shift[b], calendar, th), blocks
+            )
         )
     new, expected, pct = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
     return new, expected, pct
 
 
 def _newly_low(
-    obs: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+    obs: np.ndarray,
+    counts: np.ndarray,
+    today_shift: np.ndarray,
+    calendar: _Calendar,
+    th: DropThresholds,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per segment (rows of the window matrices): whether as_of is a new drop, the count
     expected on as_of, and how many percent below it the count is."""
-    fc = _forecast(obs, counts, today_shift, th)
-    recent = slice(_T - LOOKBACK, _WIDTH)  # the lookback days, then as_of
-    count, variance, season = obs[:, recent], fc.variance[:, recent], fc.season[:, recent]
-    short_log, long_log = fc.short[:, recent], fc.long[:, recent]
+    fc = _forecast(obs, counts, today_shift, calendar, th)
 
-    # Once an incident starts (a day low against the short level after one that was not),
-    # the short level follows it down within a week; the level the incident started from
-    # stays the baseline (moved by the trend when that is downwards) so that the days after
-    # a long incident are still judged against it. A slow, unalarming change of level is
-    # the short level's alone. Sparse series without a short level use the long one.
-    low_short, _ = _judge(count, short_log, variance, th)
-    start = low_short & ~_previous(low_short, ~np.isnan(count), fill=False)
-    columns = np.broadcast_to(np.arange(count.shape[1]), count.shape)
-    began = _previous(columns, start, fill=-1)
-    before = np.take_along_axis(short_log - season, np.maximum(began, 0), axis=1)
-    drift = np.minimum(fc.trend, 0.0)[:, None] * (columns - began)
-    bridge = np.where(began >= 0, before + drift + season, np.nan)
-    expected_log = np.fmax(short_log, bridge)
-    expected_log = np.where(np.isnan(short_log), long_log, expected_log)
-    low, recovered = _judge(count, expected_log, variance, th)
+    # Everything below runs on the BRIDGE_DAYS days before as_of and as_of.
+    bridged = slice(_T - BRIDGE_DAYS, _WIDTH)
+    count, variance, season = obs[:, bridged], fc.variance[:, bridged], fc.season[:, bridged]
+    short_log, long_log, trend = fc.short[:, bridged], fc.long[:, bridged], fc.trend
 
-    # Still in an earlier drop: a low day in the lookback with no recovered day after it.
-    in_drop = _last_true(low[:, :-1]) > _last_true(recovered[:, :-1])
-    history_days = np.count_nonzero(~np.isnan(obs[:, :_T]), axis=1)
-    judged = ~np.isnan(obs[:, _T]) & (history_days >= th.min_history_days)
-    new = judged & low[:, -1] & ~in_drop
+    # Incidents first (see _bridge), so that the recovery from one is not taken for a rise;
+    # then the rises (see _rise_floor): a fall back to the level held before a recent rise
+    # is not a drop, so the expected count is at most that level; then the incidents again,
+    # against that capped level, so that the fall back after a rise starts none.
+    bridge = _bridge(count, short_log, variance, season, trend, th)
+    baseline = np.full(obs.shape, np.nan)
+    baseline[:, bridged] = np.where(np.isnan(short_log), np.nan, np.fmax(short_log, bridge))
+    floor = _rise_floor(obs, baseline, fc.long, fc.variance, fc.season, trend, fc.jump, th)
+    floor = floor[:, bridged]
+    capped = np.fmin(short_log, floor)
+    risen = np.flatnonzero(~np.isnan(floor).all(axis=1))  # the segments with a recent rise
+    bridge[risen] = _bridge(count[risen], capped[risen], variance[risen], season[risen],
+                            trend[risen], th)  # fmt: skip
+    expected_log = np.where(np.isnan(short_log), long_log, capped)
+    expected_log = np.fmin(np.fmax(expected_log, bridge), floor)
+
+    # From here on, the lookback days and as_of.
+    cut = slice(BRIDGE_DAYS - LOOKBACK, None)
+    count, variance, expected_log = count[:, cut], variance[:, cut], expected_log[:, cut]
+    low, recovered, fell = _judge(count, expected_log, variance, th)
+
+    # A day is judged once the segment has min_history_days observations before it.
+    seen_before = np.cumsum(~np.isnan(obs), axis=1) - ~np.isnan(obs)
+    grown = seen_before[:, _T - LOOKBACK :] >= th.min_history_days
+
+    # Still in an earlier drop: a day in the lookback that fell below expected by the
+    # percent and users thresholds, when the segment was old enough to be judged, with no
+    # recovered day after it. The noise is left out of this test: it is measured with those
+    # days in it, so it can hide today a fall that stood out on its day.
+    in_drop = _last_true((fell & grown)[:, :-1]) > _last_true(recovered[:, :-1])
+    # What today learns (a trend, a weekday) can move those days' expected counts a little,
+    # so also: the previous observation was judged and not recovered, and today is not
+    # clearly deeper below expected than it was (by less than the recovery margin).
+    rows = np.arange(count.shape[0])
+    prev = np.maximum(_last_true(~np.isnan(count[:, :-1])), 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = count / np.expm1(expected_log)
+    margin = 1.0 - th.recovery_fraction * th.min_drop_pct / 100.0
+    continues = (
+        grown[rows, prev]
+        & ~recovered[rows, prev]
+        & ~np.isnan(count[rows, prev])
+        & (share[:, -1] >= share[rows, prev] * margin)
+    )
+    judged = ~np.isnan(count[:, -1]) & grown[:, -1]
+    new = judged & low[:, -1] & ~in_drop & ~continues
     expected = np.expm1(expected_log[:, -1])
     with np.errstate(invalid="ignore", divide="ignore"):
         pct = 100.0 * (expected - count[:, -1]) / expected
@@ -280,11 +355,107 @@ def _newly_low(
     return new, expected, pct
 
 
+def _bridge(
+    count: np.ndarray,
+    level_log: np.ndarray,
+    variance: np.ndarray,
+    season: np.ndarray,
+    trend: np.ndarray,
+    th: DropThresholds,
+) -> np.ndarray:
+    """Per segment and day: the level the latest incident started from, NaN if none.
+
+    Once an incident starts (a day low against ``level_log``, the short level, after one
+    that was not), the short level follows it down within a week; the level the incident
+    started from stays the baseline (moved by the trend when that is downwards) so that the
+    days after a long incident are still judged against it, and its recovery is no rise.
+    A slow, unalarming change of level is the short level's alone.
+    """
+    bridge = np.full(count.shape, np.nan)
+    low, _, _ = _judge(count, level_log, variance, th)
+    rows = np.flatnonzero(low.any(axis=1))  # most segments had no incident
+    count, low, level_log, season = count[rows], low[rows], level_log[rows], season[rows]
+    start = low & ~_previous(low, ~np.isnan(count), fill=False)
+    columns = np.broadcast_to(np.arange(count.shape[1]), count.shape)
+    began = _previous(columns, start, fill=-1)
+    before = np.take_along_axis(level_log - season, np.maximum(began, 0), axis=1)
+    drift = np.minimum(trend[rows], 0.0)[:, None] * (columns - began)
+    bridge[rows] = np.where(began >= 0, before + drift + season, np.nan)
+    return bridge
+
+
+def _rise_floor(
+    count: np.ndarray,
+    expected_log: np.ndarray,
+    long_log: np.ndarray,
+    variance: np.ndarray,
+    season: np.ndarray,
+    trend: np.ndarray,
+    jump: np.ndarray,
+    th: DropThresholds,
+) -> np.ndarray:
+    """Per segment and day of the window: the level held before the rises of the RISE_DAYS
+    days before it, on a log scale with that day's season; NaN without a rise.
+
+    A **rise** is a day whose count is above expected as much as a drop is below it
+    (expected / (1 - ``min_drop_pct`` %), and ``min_drop_users`` and ``min_z`` noise units
+    more), as far above the long level (the median of eight weeks: a new segment filling
+    up to its level makes no rise), and at least half that far above the previous
+    observation (after the trend): a jump, not the steady climb of a growing segment. The
+    level before it is the count expected on that day (so a rise needs three counts before
+    it; before the short level's reach, BRIDGE_DAYS, the previous count) without its
+    season, carried forward by the trend when that is upwards; with several rises, the
+    lowest of those levels.
+    """
+    floor = np.full(count.shape, np.nan)
+    rise = -np.log1p(-th.min_drop_pct / 100.0)
+    with np.errstate(invalid="ignore"):  # few segments jump (by enough users to rise)
+        rows = np.flatnonzero(np.any((jump >= rise / 2.0) & (count >= th.min_drop_users), axis=1))
+    if rows.size == 0:
+        return floor
+    count, expected_log, long_log = count[rows], expected_log[rows].copy(), long_log[rows]
+    variance, season, trend, jump = variance[rows], season[rows], trend[rows], jump[rows]
+    y = np.log1p(count)
+    # Before the short level's reach the previous count stands in for the expected one.
+    early = slice(0, _T - BRIDGE_DAYS)
+    expected_log[:, early] = y[:, early] - jump[:, early]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.expm1(expected_log)
+        noise = np.sqrt(variance + 1.0 / (expected + 1.0))
+        up = y - expected_log
+        high = (up >= rise) & (up >= th.min_z * noise) & (count - expected >= th.min_drop_users)
+        high &= y - long_log >= rise
+        starts = high & (jump >= rise / 2.0)
+    growth = np.maximum(trend, 0.0)[:, None]
+    columns = np.arange(count.shape[1])
+    level = np.where(starts, expected_log - season - growth * columns, np.nan)
+    lowest = _sliding_min_before(level, RISE_DAYS)
+    floor[rows] = lowest + growth * columns + season
+    return floor
+
+
+def _sliding_min_before(values: np.ndarray, size: int) -> np.ndarray:
+    """Per row and column, the smallest of ``values`` in the ``size`` columns before it
+    (NaN ignored; NaN if none), by running minima within blocks of ``size`` columns (a
+    window spans the end of one block and the start of the next)."""
+    n_rows, n_cols = values.shape
+    blocks = -(-(n_cols + size) // size)
+    padded = np.full((n_rows, blocks * size), np.nan)
+    padded[:, size : size + n_cols] = values
+    shaped = padded.reshape(n_rows, blocks, size)
+    from_start = np.fmin.accumulate(shaped, axis=2).reshape(n_rows, -1)
+    to_end = np.fmin.accumulate(shaped[:, :, ::-1], axis=2)[:, :, ::-1].reshape(n_rows, -1)
+    # the window before column c (padded c + size) is padded columns c … c + size - 1
+    start = np.arange(n_cols)
+    return np.fmin(to_end[:, start], from_start[:, start + size - 1])
+
+
 def _judge(
     count: np.ndarray, expected_log: np.ndarray, variance: np.ndarray, th: DropThresholds
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which counts are low (all three thresholds met) and which are recovered (missing
-    expected by less than ``recovery_fraction`` of the percent or of the users threshold).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which counts are low (all three thresholds met), which are recovered (missing
+    expected by less than ``recovery_fraction`` of the percent or of the users threshold),
+    and which fell (the percent and users thresholds met, whatever the noise).
 
     The noise adds counting noise (about 1/sqrt(expected) on a log scale) to ``variance``,
     so that small segments need more evidence.
@@ -296,10 +467,11 @@ def _judge(
         noise = np.sqrt(variance + 1.0 / (expected + 1.0))
         z = (expected_log - np.log1p(count)) / noise
     known = np.isfinite(pct) & (expected > 0)
-    low = known & (pct >= th.min_drop_pct) & (shortfall >= th.min_drop_users) & (z >= th.min_z)
+    fell = known & (pct >= th.min_drop_pct) & (shortfall >= th.min_drop_users)
+    low = fell & (z >= th.min_z)
     scale = th.recovery_fraction
     recovered = known & ((pct < scale * th.min_drop_pct) | (shortfall < scale * th.min_drop_users))
-    return low, recovered
+    return low, recovered, fell
 
 
 # --------------------------------------------------------------------------------------
@@ -505,26 +677,57 @@ def _count_days(
 # The forecast
 
 
+@dataclass(frozen=True)
+class _Calendar:
+    """The days of the month of the window's columns (column ``_T`` is as_of), and per day
+    of the month (1…31, row 0…30) the past columns that fall on it (up to three in
+    ``HISTORY_DAYS_NEEDED`` days; ``_T`` pads, as_of's column is never used)."""
+
+    month_day: np.ndarray
+    month_columns: np.ndarray
+
+    @classmethod
+    def of(cls, as_of: dt.date) -> _Calendar:
+        first = pd.Timestamp(as_of) - pd.Timedelta(days=_T)
+        month_day = pd.date_range(first, periods=_WIDTH, freq="D").day.to_numpy()
+        past = month_day[:_T]
+        # at most 31 short rows, whatever the data
+        rows = [np.flatnonzero(past == day) for day in range(1, 32)]
+        width = max(len(r) for r in rows)
+        month_columns = np.full((31, width), _T, dtype=np.int64)
+        for day, r in enumerate(rows):
+            month_columns[day, : len(r)] = r
+        return cls(month_day, month_columns)
+
+
 @dataclass
 class _Forecast:
     """Per segment and day (window shape; filled for the last ``NOISE_DAYS`` days and as_of),
-    on a log scale: the expected count from the short and from the long level, the weekday
-    factor, and the noise variance (counting noise aside); per segment: the daily trend."""
+    on a log scale: the expected count from the short and from the long level, the season
+    (weekday and day-of-month factors), the noise variance (counting noise aside) and the
+    jump from the previous observation beyond the trend (season taken out); per segment:
+    the daily trend."""
 
     short: np.ndarray
     long: np.ndarray
     season: np.ndarray
     trend: np.ndarray
     variance: np.ndarray
+    jump: np.ndarray
 
 
 def _forecast(
-    observed: np.ndarray, counts: np.ndarray, today_shift: np.ndarray, th: DropThresholds
+    observed: np.ndarray,
+    counts: np.ndarray,
+    today_shift: np.ndarray,
+    calendar: _Calendar,
+    th: DropThresholds,
 ) -> _Forecast:
     """The expected counts and their noise (see :class:`_Forecast`).
 
     ``observed`` holds the observations, ``counts`` the listed counts (cached repeats too),
-    ``today_shift`` how many days before as_of its count was made (its weekday is used).
+    ``today_shift`` how many days before as_of its count was made (its weekday and day of
+    the month are used).
     """
     n_seg = observed.shape[0]
     y = np.log1p(observed)
@@ -538,63 +741,180 @@ def _forecast(
     #    only lower the expected count: one spike must not raise it.
     factor = np.zeros((n_seg, WEEK))
     seen = np.zeros((n_seg, WEEK), dtype=np.int64)
+    residual = np.full((n_seg, _T), np.nan)  # against the centred medians
     sparse = np.count_nonzero(~np.isnan(past), axis=1) < SPARSE_FRACTION * _T
     for rows, half in ((~sparse, WEEK // 2), (sparse, 2 * WEEK)):
         if rows.any():
             part = past[rows]
-            f, n = _weekday_factors(part, part, half)
+            f, n, r = _weekday_factors(part, part, half)
             if half > WEEK // 2:  # 7-day windows hold each weekday once: one pass is enough
-                f, n = _weekday_factors(part, part - f[:, np.arange(_T) % WEEK], half)
-            factor[rows], seen[rows] = f, n
+                f, n, r = _weekday_factors(part, part - f[:, np.arange(_T) % WEEK], half)
+            factor[rows], seen[rows], residual[rows] = f, n, r
     factor = np.where(seen >= 3, factor, np.fmin(factor, 0.0))
     factor = np.nan_to_num(factor, nan=0.0)
     weekday = np.broadcast_to(np.arange(_WIDTH) % WEEK, (n_seg, _WIDTH)).copy()
     weekday[:, _T] = -today_shift % WEEK
     season = np.take_along_axis(factor, weekday, axis=1)
-    flat = y - season
 
-    # 2. Trend per day: median week-over-week change of the last TREND_DAYS days, on the
-    #    listed counts (cached repeats included, so sparse series still have pairs), kept
-    #    within MAX_GROWTH and MAX_DECLINE: back-to-back incidents can fill half of those
-    #    weeks, and a trend raising the expected count must not be made of them.
-    listed = np.log1p(counts[:, _T - TREND_DAYS - WEEK : _T])
+    # 1b. Day-of-month factors (see _month_factors), on top of the weekday ones. One that
+    #     raises the count (a month-start swell) is taken out of the series the level and
+    #     the noise are measured on, but the count a day is judged against is never raised
+    #     by it (``lift``): a swell that does not come returns the segment to its level
+    #     before the swell, which is not a drop.
+    monthly = _month_factors(past - season[:, :_T], residual - season[:, :_T], calendar)
+    month_day = np.broadcast_to(calendar.month_day - 1, (n_seg, _WIDTH)).copy()
+    month_day[:, _T] = calendar.month_day[_T - today_shift] - 1
+    by_day = np.take_along_axis(monthly, month_day, axis=1)
+    lift = np.maximum(by_day, 0.0)
+    season = season + by_day - lift
+    flat = y - season - lift
+
+    # 2. Trend per day: the median week-over-week change of the last TREND_DAYS days, on
+    #    the listed counts (cached repeats included, so sparse series still have pairs),
+    #    season taken out. Back-to-back incidents or imports can fill half of those weeks,
+    #    so growth is followed only as far as each of the last two weeks confirms it on its
+    #    own (the median of its seven changes): an import's jump lifts one week, and growth
+    #    that stopped lifts neither. Up to MAX_UNCONFIRMED_GROWTH where they cannot tell.
+    span = slice(_T - TREND_DAYS - WEEK, _T)
+    listed = np.log1p(counts[:, span]) - season[:, span] - lift[:, span]
     weekly = listed[:, WEEK:] - listed[:, :-WEEK]
-    trend = np.nan_to_num(_nanmedian(weekly, min_count=WEEK) / WEEK, nan=0.0)
-    trend = np.clip(trend, -MAX_DECLINE, MAX_GROWTH)
+    trend = _nanmedian(weekly, min_count=WEEK) / WEEK
+    each_week = _nanmedian(weekly[:, -2 * WEEK :].reshape(n_seg, 2, WEEK), min_count=3) / WEEK
+    confirmed = np.nan_to_num(each_week.min(axis=1), nan=MAX_UNCONFIRMED_GROWTH)
+    trend = np.where(trend > 0, np.fmin(trend, np.maximum(confirmed, 0.0)), trend)
+    trend = np.clip(np.nan_to_num(trend, nan=0.0), -MAX_DECLINE, MAX_GROWTH)
 
-    # 3. Short level for the NOISE_DAYS days before as_of and as_of.
-    first = _T - NOISE_DAYS
-    level, at = _trailing(flat, first, _T, LEVEL_DAYS, min_count=3)
-    days = np.arange(first, _WIDTH)
+    # 3. Short level for the BRIDGE_DAYS days before as_of and as_of: the median of the
+    #    LEVEL_DAYS deseasoned days before, each carried forward to the day by the trend.
+    #    Before the lookback it only serves to see incidents begin and rises, so there it
+    #    is computed only for the segments that fell a drop's percent below the highest of
+    #    the LEVEL_DAYS days before, or jumped half a drop's in a day (most did neither).
+    first, near = _T - BRIDGE_DAYS, _T - LOOKBACK
     expected_log = np.full_like(y, np.nan)
-    expected_log[:, first:] = level + trend[:, None] * (days - at) + season[:, first:]
+    expected_log[:, near:] = _short_level(flat, trend, season, near, _WIDTH)
+    steps, gaps = _steps(flat)
+    fall = np.log1p(-th.min_drop_pct / 100.0)
+    highest = -_sliding_min_before(-flat[:, first - LEVEL_DAYS : near], LEVEL_DAYS)
+    with np.errstate(invalid="ignore"):
+        moved = (flat[:, first:near] <= highest[:, LEVEL_DAYS:] + fall) | (
+            steps[:, first:near] >= -fall / 2.0
+        )
+    moved = np.flatnonzero(moved.any(axis=1))
+    expected_log[moved, first:near] = _short_level(
+        flat[moved], trend[moved], season[moved], first, near
+    )
 
     # 4. The long level, for series too sparse for a short one: the median of the
     #    LONG_LEVEL_DAYS deseasoned days before as_of, following the trend only downwards
     #    (its lag makes growth extrapolation noisy).
     long_level, long_at = _trailing(flat, _T, _T, LONG_LEVEL_DAYS, min_count=7)
-    long_log = np.full_like(y, np.nan)
-    long_log[:, first:] = (
-        long_level + np.minimum(trend, 0.0)[:, None] * (days - long_at) + season[:, first:]
-    )
+    every_day = np.arange(_WIDTH)
+    long_log = long_level + np.minimum(trend, 0.0)[:, None] * (every_day - long_at) + season
 
     # 5. Noise: robust spread (MAD) of the short forecast's errors before as_of; earlier
     #    incidents are outliers that the median ignores. A weekday never observed in the
     #    window adds the largest weekday effect seen (at least UNSEEN_WEEKDAY_NOISE) as
     #    uncertainty: its own effect is unknown.
-    errors = y[:, first:_T] - expected_log[:, first:_T]
+    first = _T - NOISE_DAYS
+    errors = y[:, first:_T] - expected_log[:, first:_T] - lift[:, first:_T]
     sigma = _MAD_TO_SIGMA * _mad(errors)
     # The changes between consecutive observations give a second, steadier estimate (62
     # steps instead of 28 errors, and an incident counts only where it starts and ends).
     # It bounds the first from below, and from above at twice its value, for when
     # incidents fill most of the four weeks and the median lands among them.
-    step = _step_noise(flat[:, :_T])
+    step = _MAD_TO_SIGMA * _mad(steps[:, :_T]) / np.sqrt(2.0)
     sigma = np.fmin(np.fmax(sigma, step), 2.0 * step)
     sigma = np.fmax(np.nan_to_num(sigma, nan=th.min_noise), th.min_noise)
     unknown = np.max(np.abs(factor), axis=1, keepdims=True)
     unknown = np.where(seen == 0, np.fmax(unknown, UNSEEN_WEEKDAY_NOISE), 0.0)
     unknown = np.take_along_axis(unknown, weekday, axis=1)
-    return _Forecast(expected_log, long_log, season, trend, sigma[:, None] ** 2 + unknown**2)
+    variance = sigma[:, None] ** 2 + unknown**2
+    jump = steps - trend[:, None] * gaps
+    return _Forecast(expected_log, long_log, season, trend, variance, jump)
+
+
+def _short_level(
+    flat: np.ndarray, trend: np.ndarray, season: np.ndarray, first: int, last: int
+) -> np.ndarray:
+    """The short forecast (log scale, season in) of columns ``first … last - 1``: the median
+    of the LEVEL_DAYS deseasoned days before each, carried forward to it by the trend."""
+    days = np.arange(first - LEVEL_DAYS, last - 1)
+    carried = flat[:, first - LEVEL_DAYS : last - 1] - trend[:, None] * days
+    level = _sliding_nanmedian(carried, LEVEL_DAYS, min_count=3)
+    return level + trend[:, None] * np.arange(first, last) + season[:, first:last]
+
+
+def _month_factors(flat: np.ndarray, residual: np.ndarray, calendar: _Calendar) -> np.ndarray:
+    """Day-of-month factors per segment (segment × 31, log scale; 0 where none is learnt).
+
+    Each past observation (``flat``: weekday factors out) is compared with a reference
+    level of the ``2 * MONTH_HALF + 1`` days centred on it; a day of the month seen in at
+    least two months gets a factor when it was off the same way in every month (see
+    :func:`_month_effects`: a one-off incident or spike never makes a pattern, nor do two
+    that happen to fall on the same day of the month while a third month disagrees), kept
+    only from ``MONTH_MIN_EFFECT`` on. Only the segments whose ``residual`` (against the
+    weekday pass's centred medians, weekday factors out) is that far off on a day of the
+    month twice the same way are computed, and only those with two months of history (a
+    count in the window's first week): the others (most segments) have no monthly pattern
+    to learn, and a young segment's first, often partial, counts must not meet a later
+    fall on the same day of the month.
+    """
+    n_seg = flat.shape[0]
+    factor = np.zeros((n_seg, 31))
+    # A candidate has two months of history (a count in the window's first week, eight
+    # weeks ago) and a day of the month off the same way twice, by MONTH_MIN_EFFECT and
+    # then by three standard errors of its noise more.
+    old_enough = ~np.isnan(flat[:, :WEEK]).all(axis=1)
+    candidates = np.flatnonzero(_off_twice(residual, calendar, 0.0) & old_enough)
+    steps, _ = _steps(flat[candidates])
+    noise = np.nan_to_num(_MAD_TO_SIGMA * _mad(steps) / np.sqrt(2.0), nan=0.0)
+    keep = _off_twice(residual[candidates], calendar, 3.0 * noise / np.sqrt(3.0))
+    candidates, noise = candidates[keep], noise[keep]
+    if candidates.size == 0:
+        return factor
+    part = flat[candidates]
+    # The reference is the lower quartile of the days around (raised by the quartile's
+    # distance from the median under the segment's own noise), not their median: a swell
+    # that lasts half the month must not lift the days that have none.
+    pad = np.full((candidates.size, MONTH_HALF), np.nan)
+    padded = np.concatenate([pad, part, pad], axis=1)
+    size = 2 * MONTH_HALF + 1
+    window = sliding_window_view(padded, size, axis=1)
+    quartile = _nanquantile(window, 0.25, min_count=WEEK)
+    centred = quartile + _QUARTILE_TO_SIGMA * noise[:, None]
+    learnt = _month_effects(part - centred, calendar, noise)
+    factor[candidates] = np.where(np.abs(learnt) >= MONTH_MIN_EFFECT, learnt, 0.0)
+    return factor
+
+
+def _off_twice(residual: np.ndarray, calendar: _Calendar, margin: Any) -> np.ndarray:
+    """Per segment: whether ``residual`` (segment × past day) is off by MONTH_MIN_EFFECT
+    plus ``margin`` (per segment) the same way on two occurrences of a day of the month."""
+    by_day = np.concatenate([residual, np.zeros((residual.shape[0], 1))], axis=1)
+    by_day = by_day[:, calendar.month_columns]
+    limit = MONTH_MIN_EFFECT + np.reshape(margin, (-1, 1, 1))
+    with np.errstate(invalid="ignore"):
+        up = np.count_nonzero(by_day >= limit, axis=-1) >= 2
+        down = np.count_nonzero(by_day <= -limit, axis=-1) >= 2
+    return np.any(up | down, axis=1)
+
+
+def _month_effects(values: np.ndarray, calendar: _Calendar, noise: np.ndarray) -> np.ndarray:
+    """Per segment and day of the month: how far ``values`` (segment × past day, log scale)
+    were above 0 on that day of the month in every month seen (the smallest of those), or
+    below it in every month (the closest to 0), once seen in at least two months; 0 when
+    the months disagree. Shrunk towards 0 by three standard errors of ``noise`` (per
+    segment): two or three values that happen to agree are no proof."""
+    padded = np.concatenate([values, np.full((values.shape[0], 1), np.nan)], axis=1)
+    by_day = padded[:, calendar.month_columns]  # segment × 31 × occurrences
+    seen = np.count_nonzero(~np.isnan(by_day), axis=-1)
+    lowest = np.fmin.reduce(by_day, axis=-1)
+    highest = np.fmax.reduce(by_day, axis=-1)
+    effect = np.where(lowest > 0, lowest, np.where(highest < 0, highest, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        margin = 3.0 * noise[:, None] / np.sqrt(seen)
+    shrunk = np.sign(effect) * np.maximum(np.abs(effect) - margin, 0.0)
+    return np.where(seen >= 2, np.nan_to_num(shrunk, nan=0.0), 0.0)
 
 
 def _mad(values: np.ndarray) -> np.ndarray:
@@ -603,37 +923,45 @@ def _mad(values: np.ndarray) -> np.ndarray:
     return _nanmedian(np.abs(values - centre[..., None]), min_count=5)
 
 
-def _step_noise(flat: np.ndarray) -> np.ndarray:
-    """Noise per segment from the changes between consecutive observations (gaps allowed)."""
+def _steps(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment and day: the change since the previous observation (gaps allowed) and
+    how many days back that observation is; NaN and 0 where there is none."""
     columns = np.arange(flat.shape[1])
     last = np.maximum.accumulate(np.where(np.isnan(flat), -1, columns), axis=1)
     previous = np.concatenate([np.full((flat.shape[0], 1), -1), last[:, :-1]], axis=1)
     before = np.take_along_axis(flat, np.maximum(previous, 0), axis=1)
     steps = np.where(previous >= 0, flat - before, np.nan)
-    return _MAD_TO_SIGMA * _mad(steps) / np.sqrt(2.0)
+    return steps, np.where(previous >= 0, columns - previous, 0)
 
 
 def _weekday_factors(
     past: np.ndarray, flat: np.ndarray, half: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median per weekday of ``past`` minus the median of ``flat`` over the ``2 * half + 1``
-    days centred on each day, and how many days each weekday's median saw."""
+    days centred on each day, how many days each weekday's median saw, and those
+    differences (segment × day)."""
     n_seg = past.shape[0]
     pad = np.full((n_seg, half), np.nan)
     padded = np.concatenate([pad, flat, pad], axis=1)
     centred = _sliding_nanmedian(padded, 2 * half + 1, min_count=3)
-    by_weekday = (past - centred).reshape(n_seg, _T // WEEK, WEEK).transpose(0, 2, 1)
+    residual = past - centred
+    by_weekday = residual.reshape(n_seg, _T // WEEK, WEEK).transpose(0, 2, 1)
     seen = np.count_nonzero(~np.isnan(by_weekday), axis=-1)
     factor = _nanmedian(by_weekday, min_count=1, counts=seen)
     # Shrink a raising factor towards 0 by twice its standard error, so that weeks that
     # disagree (an incident or a level shift next to the day) cannot make up a weekday that
-    # is expected higher than the rest. A lowering factor is kept: at worst it hides a drop.
+    # is expected higher than the rest. A lowering factor is kept (at worst it hides a
+    # drop), except in a segment younger than four weeks: there a fall (or a first, partial
+    # count) seen on one of the few days of its weekday would teach it that the weekday is
+    # low, and the fall would look like its weekday the day after.
     deviation = np.abs(by_weekday - factor[..., None])  # NaN where by_weekday is (or none is)
     spread = _MAD_TO_SIGMA * _nanmedian(deviation, min_count=1, counts=seen)
     with np.errstate(invalid="ignore", divide="ignore"):
         margin = 2.0 * spread / np.sqrt(seen)
-    factor = np.where(factor > 0, np.maximum(factor - margin, 0.0), factor)
-    return factor, seen
+    young = np.isnan(past[:, : _T - YOUNG_DAYS]).all(axis=1)
+    shrink = (factor > 0) | young[:, None]
+    factor = np.where(shrink, np.sign(factor) * np.maximum(np.abs(factor) - margin, 0.0), factor)
+    return factor, seen, residual
 
 
 def _trailing(
@@ -676,6 +1004,22 @@ def _nanmedian(
     high = ordered[rows, np.minimum(n // 2, size - 1)]
     median = (low + high) / 2.0
     return np.where(n >= max(min_count, 1), median, np.nan).reshape(values.shape[:-1])
+
+
+def _nanquantile(values: np.ndarray, q: float, min_count: int) -> np.ndarray:
+    """The ``q`` quantile over the last axis ignoring NaN (linear between the two nearest
+    values, as :func:`numpy.nanquantile`); NaN where fewer than ``min_count`` values. Sorted
+    as one 2-D array, like :func:`_nanmedian`."""
+    size = values.shape[-1]
+    ordered = np.sort(values, axis=-1).reshape(-1, size)  # NaN sorts last
+    n = size - np.count_nonzero(np.isnan(ordered), axis=-1)
+    rows = np.arange(ordered.shape[0])
+    at = np.maximum(n - 1, 0) * q
+    low = np.floor(at).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(n - 1, 0))
+    part = at - low
+    value = ordered[rows, low] * (1.0 - part) + ordered[rows, high] * part
+    return np.where(n >= max(min_count, 1), value, np.nan).reshape(values.shape[:-1])
 
 
 def _sliding_nanmedian(values: np.ndarray, size: int, min_count: int) -> np.ndarray:

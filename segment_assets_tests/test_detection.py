@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -501,3 +502,184 @@ def test_a_missing_required_column_is_a_clear_error():
 
     with pytest.raises(ValueError, match="account"):
         drops_on(h)
+
+
+# --- rises: a fall back to where the segment was ---------------------------------------------
+
+
+def fading_import(base: list[int], day: int, jump: float, tau: float) -> list[int]:
+    """``base`` with a campaign import on ``day``: ``jump`` times the count, then the
+    imported users leave again with a time constant of ``tau`` days."""
+    return [
+        int(b * (1 + (jump - 1) * np.exp(-(i - day) / tau))) if i >= day else b
+        for i, b in enumerate(base)
+    ]
+
+
+def test_a_campaign_import_that_fades_back_to_where_the_segment_was_is_quiet():
+    counts = fading_import(steady(10_000, 90, seed=7), day=60, jump=5.0, tau=4.0)
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 30)) == []
+
+
+def test_an_import_removed_in_one_go_is_quiet():
+    counts = steady(10_000, 70, seed=8)
+    counts[50:58] = [c * 3 for c in counts[50:58]]  # imported for eight days, then removed
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 20)) == []
+
+
+def test_a_fall_below_the_level_before_the_import_alerts_once_against_that_level():
+    counts = fading_import(steady(10_000, 70, seed=9), day=55, jump=4.0, tau=6.0)
+    counts[63:] = [3_000] * 7  # the imported users and more than half of the others go
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 15)) == [AS_OF - dt.timedelta(days=6)]
+    row = drops_on(h, AS_OF - dt.timedelta(days=6)).iloc[0]
+    assert row.expected == pytest.approx(10_000, rel=0.05)  # not the import's level
+
+
+def test_a_rise_protects_its_level_for_four_weeks_only():
+    # A new source doubles the segment; weeks later it is lost again.
+    def lost_after(days: int) -> pd.DataFrame:
+        counts = [*steady(10_000, 40, seed=10), *steady(20_000, days, seed=11), 10_000]
+        return history(segment(counts))
+
+    assert drops_on(lost_after(20)).empty  # back to the level before a recent rise
+    row = drops_on(lost_after(40)).iloc[0]  # after four weeks, the new level is the level
+    assert row.expected == pytest.approx(20_000, rel=0.03)
+
+
+def test_a_fall_back_after_a_one_day_spike_is_quiet_and_a_later_fall_below_alerts():
+    counts = steady(2_000_000, 80, noise=0.002, seed=12)
+    counts[60] = 9_000_000  # the provider counted some users several times, one day
+    counts[75] = 900_000
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 20)) == [AS_OF - dt.timedelta(days=4)]
+
+
+def test_the_recovery_from_a_long_incident_is_no_rise_so_a_new_fall_alerts():
+    counts = steady(3_000_000, 85, noise=0.002, seed=13)
+    counts[40:66] = [c // 2 for c in counts[40:66]]  # a 26-day incident, then recovered
+    counts[80] = counts[80] // 2  # the same fall again, for a day
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 6)) == [AS_OF - dt.timedelta(days=4)]
+
+
+def test_a_one_day_glitch_in_a_big_segment_alerts_once_and_its_return_is_quiet():
+    counts = steady(5_000_000, 70, noise=0.002, seed=14)
+    counts[-5] = 1_200_000
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 8)) == [AS_OF - dt.timedelta(days=4)]
+
+
+# --- month-start swells and day-of-month patterns --------------------------------------------
+
+
+def by_date(first: dt.date, last: dt.date, count: Callable[[dt.date], float]) -> list[int]:
+    n = (last - first).days + 1
+    return [int(count(first + dt.timedelta(days=i))) for i in range(n)]
+
+
+def billing_due(day: dt.date) -> float:
+    """A "billing due" segment: 8,000 users, 6× on the 1st of the month, shrinking back
+    with a time constant of six days."""
+    return 8_000 * (1 + 5 * np.exp(-(day.day - 1) / 6.0))
+
+
+def test_a_month_start_swell_shrinking_back_is_quiet_with_five_weeks_of_history():
+    last = dt.date(2025, 3, 25)
+    counts = by_date(dt.date(2025, 1, 20), last, billing_due)  # first swell on Feb 1
+    h = history(segment(counts, as_of=last))
+
+    assert alert_days(h, days_ending(last, 28)) == []
+
+
+def test_with_twelve_weeks_of_history_a_fall_during_the_swell_still_alerts():
+    last = dt.date(2025, 4, 3)
+    counts = by_date(dt.date(2025, 1, 10), last, billing_due)
+    counts[-1] = 3_000  # on the 3rd of April, below the segment's level outside the swell
+    h = history(segment(counts, as_of=last))
+
+    row = drops_on(h, last).iloc[0]
+    assert row.expected == pytest.approx(8_000, rel=0.1)
+    assert alert_days(h, days_ending(last - dt.timedelta(days=1), 30)) == []
+
+
+def test_a_dip_on_the_same_days_of_every_month_is_learnt_after_two_months():
+    def mid_month_dip(day: dt.date) -> float:
+        return 6_000 if 10 <= day.day <= 12 else 10_000
+
+    last = dt.date(2025, 3, 12)
+    h = history(segment(by_date(dt.date(2025, 1, 1), last, mid_month_dip), as_of=last))
+    assert alert_days(h, days_ending(last, 3)) == []
+
+    young = history(segment(by_date(dt.date(2025, 2, 1), last, mid_month_dip), as_of=last))
+    assert alert_days(young, days_ending(last, 3)) == [dt.date(2025, 3, 10)]  # seen once
+
+
+def test_two_falls_on_the_same_day_of_the_month_do_not_make_a_pattern():
+    last = dt.date(2025, 3, 15)
+    counts = by_date(dt.date(2025, 1, 1), last, lambda d: 50_000.0)
+    counts[-1] = 20_000  # March 15th
+    counts[-1 - 28] = 20_000  # February 15th, a day's incident
+    h = history(segment(counts, as_of=last))
+
+    assert len(drops_on(h, last)) == 1
+
+
+# --- fast growth -----------------------------------------------------------------------------
+
+
+def test_a_fast_growing_segment_that_loses_a_third_alerts_against_where_growth_led():
+    counts = [*steady(2_000, 30, seed=15), *[int(2_000 * 1.05**i) for i in range(1, 36)]]
+    h = history(segment([*counts, int(counts[-1] * 0.62)]))
+
+    row = drops_on(h).iloc[0]
+    assert row.expected == pytest.approx(counts[-1] * 1.05, rel=0.04)
+
+
+def test_fast_growth_that_levels_off_is_not_a_drop():
+    growth = [int(2_000 * 1.06**i) for i in range(35)]
+    counts = [*steady(2_000, 20, seed=16), *growth, *steady(growth[-1], 20, seed=17)]
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 20)) == []
+
+
+def test_imports_one_after_the_other_are_not_growth():
+    counts = fading_import(steady(10_000, 80, seed=18), day=50, jump=3.0, tau=8.0)
+    counts = fading_import(counts, day=66, jump=2.5, tau=8.0)
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 25)) == []
+
+
+# --- young segments --------------------------------------------------------------------------
+
+
+def test_a_young_segment_that_falls_alerts_once():
+    counts = [*steady(10_000, 9, seed=19), *[6_000] * 10]  # nine days old, then −40 %
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 19)) == [AS_OF - dt.timedelta(days=9)]
+
+
+def test_a_segment_that_falls_before_a_week_of_history_alerts_once_on_its_seventh_day():
+    counts = [*steady(10_000, 6, seed=20), *[5_000] * 10]  # falls on its seventh day
+    h = history(segment(counts))
+    eighth = AS_OF - dt.timedelta(days=len(counts) - 8)  # the first with seven days before
+
+    assert alert_days(h, days_ending(AS_OF, len(counts))) == [eighth]
+
+
+def test_a_new_segment_filling_up_over_its_first_days_then_falling_alerts():
+    counts = [3_000, 6_000, *steady(10_000, 12, seed=21), *[4_000] * 5]
+    h = history(segment(counts))
+
+    assert alert_days(h, days_ending(AS_OF, 19)) == [AS_OF - dt.timedelta(days=4)]
