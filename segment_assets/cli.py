@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from segment_assets.defs.dead_runs import close_dead_runs, process_tags
 from segment_assets.providers import schema
 from segment_assets.providers.resources import ConfigurationError
 from segment_assets.store.duckdb_files import StorageError
@@ -133,6 +134,7 @@ def snapshot(
     }
     assets = [*defs.assets, *(defs.asset_checks or [])]
     with _instance() as instance:
+        close_dead_runs(instance, lambda line: print(f"warning: {line}", file=sys.stderr))
         result = dg.materialize(
             assets,
             selection=keys,
@@ -140,6 +142,7 @@ def snapshot(
             resources=defs.resources,
             run_config=run_config,
             instance=instance,
+            tags=process_tags(),
             raise_on_error=False,
         )
     for key in keys:

@@ -120,12 +120,15 @@ def enqueue_daily_job(env: dict[str, str], cwd: Path) -> None:
     )  # fmt: skip
 
 
+SNAPSHOT_ARGS = [sys.executable, "-m", "segment_assets", "snapshot", "--date",
+                 YESTERDAY.isoformat(), "--provider", "onesignal"]  # fmt: skip
+
+
 def snapshot_command(env: dict[str, str], cwd: Path) -> subprocess.Popen:
     """``python -m segment_assets snapshot``: the run executes in this very process."""
     return subprocess.Popen(
-        [sys.executable, "-m", "segment_assets", "snapshot", "--date", YESTERDAY.isoformat(),
-         "--provider", "onesignal"],
-        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        SNAPSHOT_ARGS, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
     )  # fmt: skip
 
 
@@ -198,3 +201,75 @@ def test_a_run_killed_mid_fetch_frees_its_pool_slot_and_the_next_run_goes_throug
             ),
         )
         the_next_snapshot_goes_through(instance, emulator, duckdb_path)
+
+
+@pytest.mark.slow
+def test_a_killed_command_line_run_is_closed_by_the_next_command_which_goes_through(
+    emulator, env, duckdb_path, tmp_path
+):
+    # no daemon at all: the next command itself sees the dead process and frees its slot
+    home = instance_home(tmp_path, {})
+    environ = {**os.environ, "DAGSTER_HOME": str(home), "ONESIGNAL_MAX_CONCURRENCY": "1"}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        emulator.state.set_faults("onesignal", latency_ms=VIEW_LATENCY_MS)
+        command = snapshot_command(environ, tmp_path)
+        wait_for("the OneSignal fetch to be under way", lambda: views_served(emulator) >= 2)
+        killed = instance.get_runs(limit=1)[0]
+        assert killed.tags["segment_assets/pid"] == str(command.pid)
+        assert holders(instance) == {killed.run_id}
+        command.send_signal(SIGKILL)
+        command.wait(timeout=30)
+        assert status(instance, killed.run_id) == dg.DagsterRunStatus.STARTED  # looks alive
+
+        emulator.state.clear_faults()
+        started = time.monotonic()
+        following = subprocess.run(
+            SNAPSHOT_ARGS, env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert following.returncode == 0, following.stdout + following.stderr
+        assert time.monotonic() - started < 60  # not the 6 h of max_runtime_seconds
+        assert f"run {killed.run_id} was left unfinished" in following.stderr
+        assert status(instance, killed.run_id) == dg.DagsterRunStatus.FAILURE
+        assert "no longer exists" in " ".join(
+            e.message or "" for e in instance.all_logs(killed.run_id)
+        )
+        assert not holders(instance)
+        newest = instance.get_runs(limit=1)[0]
+        assert newest.status == dg.DagsterRunStatus.SUCCESS
+        assert not [
+            e for e in instance.all_logs(newest.run_id)
+            if "blocked by limit for pool" in (e.message or "")
+        ]  # fmt: skip
+        frame = stored(duckdb_path, "onesignal", YESTERDAY)
+        assert len(frame) == len(expected_counts(emulator, "onesignal"))
+
+
+def test_only_this_hosts_command_line_runs_whose_process_is_gone_are_closed(tmp_path):
+    from segment_assets.defs.dead_runs import close_dead_runs, process_tags
+
+    def run(name: str, **tags: str) -> dg.DagsterRun:
+        return instance.create_run_for_job(
+            dg.GraphDefinition(name).to_job(),
+            tags={**process_tags(), **tags},
+            status=dg.DagsterRunStatus.STARTED,
+        )
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead_pid.wait()
+        alive = run("alive")  # this very process
+        elsewhere = run("elsewhere", **{"segment_assets/host": "another-host"})
+        reused = run("reused", **{"segment_assets/pid": "1"})  # pid 1 started long before
+        dead = run("dead", **{"segment_assets/pid": str(dead_pid.pid)})
+        said: list[str] = []
+
+        assert set(close_dead_runs(instance, said.append)) == {reused.run_id, dead.run_id}
+        assert len(said) == 2 and "marked failed" in said[0]
+        status_of = {r.job_name: instance.get_run_by_id(r.run_id).status
+                     for r in (alive, elsewhere, reused, dead)}  # fmt: skip
+        assert status_of == {
+            "alive": dg.DagsterRunStatus.STARTED,
+            "elsewhere": dg.DagsterRunStatus.STARTED,
+            "reused": dg.DagsterRunStatus.FAILURE,
+            "dead": dg.DagsterRunStatus.FAILURE,
+        }
