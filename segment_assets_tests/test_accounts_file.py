@@ -11,13 +11,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from segment_assets.config.accounts import load_accounts, provider_resources
-from segment_assets.providers.resources import (
-    ActionHubResource,
-    ConfigurationError,
-    OneSignalAccounts,
-    OneSignalResource,
-)
+from segment_assets.config import ConfigurationError, load_accounts, provider_resources
+from segment_assets.providers.actionhub import ActionHubResource
+from segment_assets.providers.onesignal import OneSignalAccounts, OneSignalResource
 
 REPO = Path(__file__).resolve().parents[1]
 
