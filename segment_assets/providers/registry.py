@@ -192,34 +192,30 @@ ONESIGNAL = Provider(
     env_prefix="ONESIGNAL",
 )
 
+#: Every provider, in the order the project lists them.
 PROVIDERS: tuple[Provider, ...] = (ACTIONHUB, USERCOM, ONESIGNAL)
 NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS)
 TABLES: tuple[str, ...] = tuple(p.table for p in PROVIDERS)
-_BY_NAME: dict[str, Provider] = {p.name: p for p in PROVIDERS}
-_BY_TABLE: dict[str, Provider] = {p.table: p for p in PROVIDERS}
+#: The provider names in words: ``actionhub, usercom or onesignal``.
+NAMES_IN_WORDS: str = f"{', '.join(NAMES[:-1])} or {NAMES[-1]}" if len(NAMES) > 1 else NAMES[0]
 
 
 def get(name: str) -> Provider:
     """The provider named ``name``; KeyError naming the providers otherwise."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"unknown provider {name!r}; the providers are {', '.join(NAMES)}") from None
+    for provider in PROVIDERS:
+        if provider.name == name:
+            return provider
+    raise KeyError(f"unknown provider {name!r}; the providers are {', '.join(NAMES)}")
 
 
 def by_table(table: str) -> Provider:
     """The provider whose snapshots ``table`` holds; KeyError for any other table."""
-    try:
-        return _BY_TABLE[table]
-    except KeyError:
-        raise KeyError(f"{table!r} is not a provider table; they are {', '.join(TABLES)}") from None
+    for provider in PROVIDERS:
+        if provider.table == table:
+            return provider
+    raise KeyError(f"{table!r} is not a provider table; they are {', '.join(TABLES)}")
 
 
 def label(name: str) -> str:
     """A provider's words for people (``OneSignal``); an unknown name as it is."""
-    known = _BY_NAME.get(name)
-    return known.label if known else name
-
-
-#: The provider names in words: ``actionhub, usercom or onesignal``.
-NAMES_IN_WORDS: str = f"{', '.join(NAMES[:-1])} or {NAMES[-1]}" if len(NAMES) > 1 else NAMES[0]
+    return next((p.label for p in PROVIDERS if p.name == name), name)
