@@ -127,6 +127,9 @@ def test_a_fourth_provider_is_its_module_plus_its_registry_entry(
     assert account.env_names["api_key"] == "ACME_MAIN_KEY"
     single = provider_resources_from_env({})["acme"]
     assert single.env_names["workspace"] == "ACME_WORKSPACE"
+    assert parse_args(["snapshot", "--date", "2026-01-01", "--provider", "acme"]).provider == [
+        "acme"
+    ]
     with pytest.raises(ConfigurationError, match=r"acme\.main\.max_pages: must be positive"):
         parse_accounts(
             "acme:\n  main: {workspace: w, api_key_env: K, max_pages: 0}\n", "f", {"K": "k"}

@@ -205,8 +205,9 @@ def _variables_not_set(data: Any, environ: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
-def identity(spec: AccountSpec, environ: Mapping[str, str]) -> str:
-    """What the account column will hold: program id, User.com app host, OneSignal app id."""
+def _identity(spec: AccountSpec, environ: Mapping[str, str]) -> str:
+    """What the account column will hold: program id, User.com app host, OneSignal app id
+    (empty while its variable is unset)."""
     provider = registry.get(spec.provider)
     setting = provider.identity
     value = spec.values.get(setting)
@@ -222,7 +223,9 @@ def _same_account_twice(
     for provider, specs in providers.items():
         seen: dict[str, str] = {}
         for spec in specs:
-            ident = identity(spec, environ)
+            ident = _identity(spec, environ)
+            if not ident:
+                continue  # its variable is not set: said already
             if ident in seen:
                 problems.append(
                     (

@@ -29,7 +29,7 @@ _MUST_BE = {
     "bool_parsing": "true or false",
     "list_type": "a list",
     "string_type": "text",
-    "string_too_short": "some text, not empty",
+    "string_too_short": "some text",
     "finite_number": "a finite number",
 }
 
