@@ -340,3 +340,23 @@ def test_every_bad_provider_wide_variable_is_listed_in_one_message(tmp_path, mon
     assert message.startswith("the environment has 2 problem(s):")
     assert "USERCOM_MAX_CONCURRENCY must be a whole number, got 'two'" in message
     assert "ONESIGNAL_MAX_RPS must be positive, got '-1'" in message
+
+
+def test_a_key_pasted_where_the_variable_name_belongs_is_never_repeated(tmp_path):
+    env = write(
+        tmp_path,
+        """
+        onesignal:
+          web:
+            app_id: 7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d
+            api_key_env: "os_v2_app pasted-secret"
+        """,
+    )
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_accounts(env)
+
+    message = str(raised.value)
+    assert "onesignal.web.api_key_env: must be the name of an environment variable" in message
+    assert "pasted-secret" not in message
+    assert message.count("\n  - ") == 1

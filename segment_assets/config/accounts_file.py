@@ -40,6 +40,7 @@ from segment_assets.config.errors import ConfigurationError, Problem, explain, m
 from segment_assets.config.settings import (
     ACCOUNT_NAME,
     ENV_SUFFIX,
+    VARIABLE,
     account_model,
     file_model,
     type_of,
@@ -187,9 +188,9 @@ def _variables_not_set(data: Any, environ: Mapping[str, str]) -> list[Problem]:
     for provider, name, settings in _accounts_as_written(data):
         for key, variable in settings.items():
             setting = provider.setting(str(key).removesuffix(ENV_SUFFIX))
-            named = str(key).endswith(ENV_SUFFIX) and isinstance(variable, str) and variable
+            named = str(key).endswith(ENV_SUFFIX) and _is_variable(variable)
             if not named or setting is None or setting.form == "value":
-                continue  # not a variable name, or refused by the account's model
+                continue  # not a variable's name, or refused by the account's model
             where = f"{provider.name}.{name}.{key}"
             value = (environ.get(variable) or "").strip()
             if not value:
@@ -203,6 +204,14 @@ def _variables_not_set(data: Any, environ: Mapping[str, str]) -> list[Problem]:
             except ValidationError as exc:
                 problems += [(where, f"{variable} {message(e)}") for e in exc.errors()]
     return problems
+
+
+def _is_variable(name: Any) -> bool:
+    try:
+        VARIABLE.validate_python(name)
+    except ValidationError:
+        return False
+    return True
 
 
 def _identity(spec: AccountSpec, environ: Mapping[str, str]) -> str:

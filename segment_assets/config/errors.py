@@ -15,6 +15,7 @@ __all__ = ["ConfigurationError", "Problem", "explain", "one_error"]
 #: A problem and where it is: ``("onesignal.mobile.api_key_env", "the variable … is not set")``.
 Problem = tuple[str, str]
 
+ENV_SUFFIX = "_env"
 ACCOUNT_NAME_RULE = (
     "an account name is a letter then letters, digits, '_' or '-' (at most 40), e.g. brand_a"
 )
@@ -34,24 +35,22 @@ _MUST_BE = {
 }
 
 
-def _got(error: ErrorDetails) -> str:
-    return f", got {error['input']!r}"
-
-
-def message(error: ErrorDetails) -> str:
-    """What is wrong with one value, as ``must …`` or the rule's own words."""
+def message(error: ErrorDetails, show_input: bool = True) -> str:
+    """What is wrong with one value, as ``must …`` or the rule's own words; the value is
+    shown unless it may be a secret (what was written where a variable's name belongs)."""
     kind, ctx = error["type"], error.get("ctx") or {}
+    got = f", got {error['input']!r}" if show_input else ""
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "greater_than":
         bound = ctx["gt"]
-        return ("must be positive" if bound == 0 else f"must be more than {bound}") + _got(error)
+        return ("must be positive" if bound == 0 else f"must be more than {bound}") + got
     if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}{_got(error)}"
+        return f"must be at least {ctx['ge']}{got}"
     if kind in ("less_than", "less_than_equal"):
-        return f"must be at most {ctx.get('le', ctx.get('lt'))}{_got(error)}"
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}{got}"
     if kind in _MUST_BE:
-        return f"must be {_MUST_BE[kind]}{_got(error)}"
+        return f"must be {_MUST_BE[kind]}{got}"
     return error["msg"]  # a rule's own words (a PydanticCustomError) or pydantic's
 
 
@@ -92,7 +91,8 @@ def _file_problem(loc: tuple[str, ...], error: ErrorDetails) -> Problem:
         return account, message(error)
     if kind == "extra_forbidden":
         return account, _unknown_setting(loc[0], loc[2])
-    return ".".join(loc), message(error)
+    # a value where a variable's name belongs may be the secret itself: never repeat it
+    return ".".join(loc), message(error, show_input=not loc[-1].endswith(ENV_SUFFIX))
 
 
 def _unknown_setting(provider: str, key: str) -> str:

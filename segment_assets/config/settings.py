@@ -30,12 +30,11 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from segment_assets.config.errors import ACCOUNT_NAME_RULE
+from segment_assets.config.errors import ACCOUNT_NAME_RULE, ENV_SUFFIX
 from segment_assets.providers import registry
 from segment_assets.providers.http import validate_base_url
 from segment_assets.providers.registry import Provider
 
-ENV_SUFFIX = "_env"
 LABEL = "label"  # optional words for alerts and logs ("Brand A, iOS app")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -48,8 +47,8 @@ def _account_name(name: str) -> str:
 
 
 def _variable(name: str) -> str:
-    if not _VARIABLE.match(name):
-        raise ValueError(f"must be an environment variable name, got {name!r}")
+    if not _VARIABLE.match(name):  # not repeated: it may be the secret itself
+        raise ValueError("must be the name of an environment variable (letters, digits, '_')")
     return name
 
 
@@ -72,6 +71,7 @@ Words = Annotated[str, AfterValidator(_words)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 ACCOUNT_NAME: TypeAdapter[str] = TypeAdapter(AccountName)
+VARIABLE: TypeAdapter[str] = TypeAdapter(Variable)
 #: A text setting's type when it is more than some text.
 TEXT_TYPES: dict[str, Any] = {"base_url": BaseUrl}
 
