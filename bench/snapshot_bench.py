@@ -51,12 +51,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from segment_assets.providers import actionhub  # noqa: E402
-from segment_assets.providers.resources import (  # noqa: E402
-    ActionHubResource,
-    OneSignalResource,
-    ProviderResource,
-    UserComResource,
-)
+from segment_assets.providers.actionhub import ActionHubResource  # noqa: E402
+from segment_assets.providers.onesignal import OneSignalResource  # noqa: E402
+from segment_assets.providers.resource import ProviderResource  # noqa: E402
+from segment_assets.providers.usercom import UserComResource  # noqa: E402
 
 # Targets
 TARGET_RATIO = 1.15  # wall / bound, OneSignal and ActionHub at their configured concurrency
@@ -101,7 +99,7 @@ print(time.perf_counter() - started)
 # Runs in a fresh process: one ActionHub snapshot, then its peak RSS.
 MEMORY_MAIN = """
 import datetime as dt, json, resource, sys, time
-from segment_assets.providers.resources import ActionHubResource
+from segment_assets.providers.actionhub import ActionHubResource
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 res = ActionHubResource(api_key=sys.argv[2], program_id="memory", base_url=sys.argv[1],
                         max_requests_per_second=None, max_concurrency=4, page_size=100)
@@ -409,12 +407,12 @@ def dagster_run(emu: Emulator, workdir: Path) -> None:
 def build_store(database: str, days: int, segments: int) -> None:
     import duckdb
 
-    from segment_assets.providers import schema
+    from segment_assets.providers import registry, schema
 
     first = DAY - dt.timedelta(days=days - 1)
     with duckdb.connect(database) as conn:
         conn.execute("create schema if not exists segments")
-        for provider in schema.PROVIDERS:
+        for provider in registry.NAMES:
             cols = ", ".join(f"{c.name} {c.sql_type}" for c in schema.columns(provider))
             table = f"segments.{provider}_segments"
             conn.execute(f"create or replace table {table} ({cols})")

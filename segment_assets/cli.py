@@ -26,9 +26,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from segment_assets.config import ConfigurationError
 from segment_assets.defs.dead_runs import close_dead_runs, process_tags
-from segment_assets.providers import schema
-from segment_assets.providers.resources import ConfigurationError
+from segment_assets.providers import registry
 from segment_assets.store.duckdb_files import StorageError
 
 OK, DROPS_FOUND, USAGE_ERROR, RUN_FAILED = 0, 1, 2, 3
@@ -63,7 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         command.add_argument(
             "--provider",
             action="append",
-            choices=schema.PROVIDERS,
+            choices=registry.NAMES,
             help="only this provider (repeatable; default: all)",
         )
         if name == "snapshot":
@@ -111,7 +111,7 @@ def snapshot(
     from segment_assets.definitions import defs
     from segment_assets.defs.assets import ACCOUNTS_CHECK
 
-    keys = [dg.AssetKey(f"{p}_segments") for p in providers]
+    keys = [dg.AssetKey(registry.get(p).table) for p in providers]
     partitions = defs.resolve_assets_def(keys[0]).partitions_def
     assert partitions is not None, "the provider assets are daily-partitioned"
     if not partitions.has_partition_key(day.isoformat()):
@@ -178,7 +178,7 @@ def drops(day: dt.date, providers: Sequence[str]) -> int:
     from segment_assets.defs.drops import drops_markdown, flag_drops
     from segment_assets.store.duckdb_files import database_path
 
-    found = flag_drops(database_path(), [f"{p}_segments" for p in providers], day)
+    found = flag_drops(database_path(), [registry.get(p).table for p in providers], day)
     if found.empty:
         print(f"no drops on {day}")
         return OK
@@ -195,7 +195,7 @@ def _instance() -> dg.DagsterInstance:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    providers = args.provider or list(schema.PROVIDERS)
+    providers = args.provider or list(registry.NAMES)
     try:
         if args.command == "snapshot":
             return snapshot(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from segment_assets.config.accounts import provider_resources
+from segment_assets.config import provider_resources
 from segment_assets.defs.alerts import alerts_from_env
 from segment_assets.defs.assets import PROVIDER_ASSETS, segment_drops
 from segment_assets.defs.checks import DROP_CHECKS

@@ -32,10 +32,12 @@ from segment_assets.emulator.config import (
     DEMO_USERCOM_SUBDOMAIN,
 )
 from segment_assets.emulator.usercom import api_base
+from segment_assets.providers import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-CREDENTIALS = ("ACTIONHUB_API_KEY", "USERCOM_API_KEY", "ONESIGNAL_API_KEY")
+# any provider's single-account key set: the real providers, not the emulator
+CREDENTIALS = tuple(p.variable("api_key") for p in registry.PROVIDERS)
 DROP_FACTOR = 0.2
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from segment_assets.providers import schema
-from segment_assets.providers.resources import ProviderResource
+from segment_assets.providers.resource import ProviderResource
 
 MAX_ACCOUNTS_IN_PARALLEL = 16
 

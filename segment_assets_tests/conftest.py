@@ -80,7 +80,7 @@ def env(emulator: EmulatorServer, monkeypatch, duckdb_path) -> dict[str, str]:
 @pytest.fixture
 def resources(env) -> dict:
     """Provider resources built exactly as definitions.py builds them, plus the IO manager."""
-    from segment_assets.providers.resources import provider_resources_from_env
+    from segment_assets.config import provider_resources_from_env
     from segment_assets.store.duckdb_files import io_manager
 
     return {"io_manager": io_manager(), **provider_resources_from_env()}

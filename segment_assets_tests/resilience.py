@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from segment_assets.config import provider_resources_from_env
 from segment_assets.defs.assets import PROVIDER_ASSETS
 from segment_assets.emulator import (
     ActionHubProgram,
@@ -23,7 +24,6 @@ from segment_assets.emulator import (
     OneSignalApp,
     UserComApp,
 )
-from segment_assets.providers.resources import provider_resources_from_env
 from segment_assets.store.duckdb_files import io_manager
 
 PROVIDERS = ("actionhub", "usercom", "onesignal")

@@ -11,13 +11,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from segment_assets.config.accounts import load_accounts, provider_resources
-from segment_assets.providers.resources import (
-    ActionHubResource,
-    ConfigurationError,
-    OneSignalAccounts,
-    OneSignalResource,
-)
+from segment_assets.config import ConfigurationError, load_accounts, provider_resources
+from segment_assets.providers.actionhub import ActionHubResource
+from segment_assets.providers.onesignal import OneSignalAccounts, OneSignalResource
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -250,3 +246,117 @@ def test_numbers_and_lists_are_written_in_the_file_not_named_by_a_variable(tmp_p
     message = str(raised.value)
     assert "actionhub.eu.max_rps_env: max_rps takes a value in the file, not a variable" in message
     assert "actionhub.eu.segment_types_env: segment_types takes a value in the file" in message
+
+
+def test_an_account_sets_its_own_request_limits_and_their_errors_name_the_file(tmp_path, log):
+    from segment_assets.emulator import EmulatorConfig, EmulatorServer, UserComApp
+    from segment_assets.providers.errors import ProviderPaginationError
+
+    from .conftest import YESTERDAY
+
+    # 25 segments in pages of 10: three pages, one more than this account allows
+    config = EmulatorConfig(usercom=[UserComApp("agency", "u" * 64, n_segments=25, page_size=10)])
+    with EmulatorServer(config) as emu:
+        emu.state.set_date(YESTERDAY)
+        env = write(
+            tmp_path,
+            f"""
+            usercom:
+              agency:
+                base_url: {emu.base_url("usercom", "agency")}
+                api_key_env: USERCOM_AGENCY_KEY
+                request_deadline_seconds: 12
+                rate_limit_budget_seconds: 300
+                max_pages: 2
+            """,
+        )
+        env["USERCOM_AGENCY_KEY"] = "u" * 64
+        [account] = provider_resources(env)["usercom"].all_accounts()
+        assert (account.request_deadline_seconds, account.rate_limit_budget_seconds) == (12, 300)
+        account = account.model_copy(update={"api_key": "u" * 64})  # as the run reads it
+
+        with pytest.raises(ProviderPaginationError) as raised:
+            account.snapshot(YESTERDAY, log)
+
+    assert f"Raise usercom.agency.max_pages in {env['SEGMENT_ASSETS_CONFIG']}" in str(raised.value)
+
+
+def test_every_value_is_held_to_the_rule_of_the_setting_it_fills(tmp_path):
+    env = write(
+        tmp_path,
+        """
+        actionhub:
+          eu:
+            label: "  "
+            program_id: prog-eu
+            program_id_env: AH_PROGRAM
+            api_key_env: AH_KEY
+            base_url: api.actionhub.ai
+            max_rps: fast
+            max_concurrency: 1.5
+            max_pages: 0
+            request_deadline_seconds: -3
+            min_weight: 2
+            force_refresh: sometimes
+            segment_bases: [labels, labels]
+        onesignal:
+          web:
+            app_id: 7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d
+            api_key_env: OS_KEY
+            base_url_env: OS_BASE
+        """,
+    )
+    env.update(AH_KEY="k", AH_PROGRAM="prog-eu", OS_KEY="k", OS_BASE="https://x?debug=1")
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_accounts(env)
+
+    message = str(raised.value)
+    expected = [
+        "actionhub.eu.label: must be some words, got '  '",
+        "actionhub.eu: program_id is given both as a value and as program_id_env",
+        "actionhub.eu.base_url: must be an http(s) URL such as https://api.example.com",
+        "actionhub.eu.max_rps: must be a number, got 'fast'",
+        "actionhub.eu.max_concurrency: must be a whole number, got 1.5",
+        "actionhub.eu.max_pages: must be positive, got 0",
+        "actionhub.eu.request_deadline_seconds: must be positive, got -3",
+        "actionhub.eu.min_weight: must be at most 1",
+        "actionhub.eu.force_refresh: must be true or false, got 'sometimes'",
+        "actionhub.eu.segment_bases: lists labels twice",
+        "onesignal.web.base_url_env: OS_BASE must not carry a query string or fragment",
+    ]
+    for text in expected:
+        assert text in message, text
+    assert message.count("\n  - ") == len(expected)
+
+
+def test_every_bad_provider_wide_variable_is_listed_in_one_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no accounts file
+
+    with pytest.raises(ConfigurationError) as raised:
+        provider_resources({"ONESIGNAL_MAX_RPS": "-1", "USERCOM_MAX_CONCURRENCY": "two"})
+
+    message = str(raised.value)
+    assert message.startswith("the environment has 2 problem(s):")
+    assert "USERCOM_MAX_CONCURRENCY must be a whole number, got 'two'" in message
+    assert "ONESIGNAL_MAX_RPS must be positive, got '-1'" in message
+
+
+def test_a_key_pasted_where_the_variable_name_belongs_is_never_repeated(tmp_path):
+    env = write(
+        tmp_path,
+        """
+        onesignal:
+          web:
+            app_id: 7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d
+            api_key_env: "os_v2_app pasted-secret"
+        """,
+    )
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_accounts(env)
+
+    message = str(raised.value)
+    assert "onesignal.web.api_key_env: must be the name of an environment variable" in message
+    assert "pasted-secret" not in message
+    assert message.count("\n  - ") == 1

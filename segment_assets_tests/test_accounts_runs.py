@@ -16,7 +16,7 @@ import pytest
 from dagster._serdes import serialize_value
 
 from segment_assets.cli import RUN_FAILED, USAGE_ERROR
-from segment_assets.config.accounts import provider_resources
+from segment_assets.config import provider_resources
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.assets import ACCOUNTS_CHECK
 from segment_assets.defs.drops import drops_markdown, flag_drops

@@ -172,7 +172,7 @@ def test_a_missing_credential_fails_before_any_request_naming_the_variable(
     resources, instance, emulator, monkeypatch
 ):
     monkeypatch.delenv("ONESIGNAL_API_KEY")
-    from segment_assets.providers.resources import provider_resources_from_env
+    from segment_assets.config import provider_resources_from_env
 
     fresh = {**resources, **provider_resources_from_env()}
     emulator.state.reset_stats()
@@ -185,7 +185,7 @@ def test_an_empty_credential_fails_before_any_request_naming_the_variable(
     resources, instance, emulator, monkeypatch
 ):
     monkeypatch.setenv("ACTIONHUB_PROGRAM_ID", "  ")
-    from segment_assets.providers.resources import provider_resources_from_env
+    from segment_assets.config import provider_resources_from_env
 
     fresh = {**resources, **provider_resources_from_env()}
     emulator.state.reset_stats()

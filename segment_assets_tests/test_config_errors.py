@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from segment_assets.config import ConfigurationError, provider_resources_from_env
 from segment_assets.emulator import EmulatorConfig
-from segment_assets.providers.resources import ConfigurationError, provider_resources_from_env
 
 from .conftest import YESTERDAY
 from .resilience import (

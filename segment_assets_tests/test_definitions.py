@@ -38,7 +38,7 @@ def test_the_schedule_snapshots_the_day_that_just_ended_shortly_after_midnight_u
 
 def test_the_ui_shows_variable_names_not_secret_values(monkeypatch):
     monkeypatch.setenv("ONESIGNAL_API_KEY", "os_v2_app_do_not_show_me")
-    from segment_assets.providers.resources import provider_resources_from_env
+    from segment_assets.config import provider_resources_from_env
 
     resource = provider_resources_from_env()["onesignal"]
     shown = repr(resource.get_resource_definition().config_schema.default_value)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from segment_assets.config import provider_resources_from_env
 from segment_assets.emulator import (
     ActionHubProgram,
     EmulatorConfig,
@@ -19,13 +20,10 @@ from segment_assets.emulator import (
     UserComApp,
 )
 from segment_assets.providers import onesignal
+from segment_assets.providers.actionhub import ActionHubResource
 from segment_assets.providers.http import ProviderHTTP, RetrySettings
-from segment_assets.providers.resources import (
-    ActionHubResource,
-    OneSignalResource,
-    UserComResource,
-    provider_resources_from_env,
-)
+from segment_assets.providers.onesignal import OneSignalResource
+from segment_assets.providers.usercom import UserComResource
 
 from .conftest import YESTERDAY
 

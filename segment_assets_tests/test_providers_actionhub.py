@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from segment_assets.config.accounts import account_resource, parse_accounts
+from segment_assets.config import ConfigurationError, account_resource, parse_accounts
 from segment_assets.emulator import DEMO_ACTIONHUB_KEY, ActionHubProgram, EmulatorConfig
+from segment_assets.providers.actionhub import ActionHubResource
 from segment_assets.providers.http import ProviderAuthError, ProviderRequestError
-from segment_assets.providers.resources import ActionHubResource, ConfigurationError
 
 from .conftest import YESTERDAY
 
@@ -166,9 +166,9 @@ def test_force_refresh_asks_for_one_recount_per_list_not_one_per_page(emulator, 
 @pytest.mark.parametrize(
     ("types", "says"),
     [
-        ([], "segment_types must list at least one value"),
-        (["growth base"], "segment_types must list single words"),
-        (["growth", "growth"], "segment_types lists growth twice"),
+        ([], "segment_types\n.*must list at least one value"),
+        (["growth base"], "segment_types\n.*must list single words"),
+        (["growth", "growth"], "segment_types\n.*lists growth twice"),
     ],
     ids=["none", "two-words-in-one", "twice"],
 )

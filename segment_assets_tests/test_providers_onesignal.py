@@ -8,7 +8,7 @@ import pytest
 
 from segment_assets.emulator import EmulatorConfig, EmulatorServer, OneSignalApp
 from segment_assets.providers.http import ProviderAuthError
-from segment_assets.providers.resources import OneSignalResource
+from segment_assets.providers.onesignal import OneSignalResource
 
 from .conftest import YESTERDAY
 

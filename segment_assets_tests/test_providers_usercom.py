@@ -7,7 +7,7 @@ import pytest
 
 from segment_assets.emulator import EmulatorConfig, EmulatorServer, UserComApp
 from segment_assets.providers.http import ProviderAuthError
-from segment_assets.providers.resources import UserComResource
+from segment_assets.providers.usercom import UserComResource
 
 from .conftest import YESTERDAY
 

@@ -19,7 +19,7 @@ from segment_assets.defs.sensors import (
     DropSensorTick,
     segment_drop_sensor,
 )
-from segment_assets.providers import schema
+from segment_assets.providers import registry, schema
 from segment_assets.store.duckdb_files import connect
 
 from .conftest import YESTERDAY
@@ -236,7 +236,7 @@ def write_steady_store(path: str, last: dt.date) -> None:
     first = last - dt.timedelta(days=STEADY_DAYS - 1)
     with connect(path) as conn:
         conn.execute("create schema if not exists segments")
-        for provider in schema.PROVIDERS:
+        for provider in registry.NAMES:
             table = f"{provider}_segments"
             dropping = PLANTED.get(table, -1)
             values = {

@@ -32,7 +32,7 @@ import pytest
 from psycopg import sql
 
 from segment_assets.defs.drops import DROPS_COLUMNS
-from segment_assets.providers import schema
+from segment_assets.providers import registry, schema
 from segment_assets.store import (
     DATABASE_URL_ENV,
     AccountBusyError,
@@ -50,7 +50,7 @@ from .test_postgres import DSN_ENV, _as_postgres, postgres_bin
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_DAY = dt.date(2025, 3, 1)
-TABLES = [f"{p}_segments" for p in schema.PROVIDERS]
+TABLES = list(registry.TABLES)
 EXTRA = {"usercom_segments": ("last_counted", "too_heavy")}
 
 
@@ -282,7 +282,7 @@ def column_types(provider: str) -> dict[str, str]:
 def write_days(store: SegmentStore, days: int, accounts: tuple[str, ...] = ("acct-1", "acct-2")):
     for offset in range(days):
         day = FIRST_DAY + dt.timedelta(days=offset)
-        for provider in schema.PROVIDERS:
+        for provider in registry.NAMES:
             frame = pd.concat(
                 [provider_frame(provider, day, account=a) for a in accounts], ignore_index=True
             )
@@ -355,7 +355,7 @@ def test_a_day_written_again_replaces_its_rows_and_leaves_the_other_days(pg, duc
 
 def test_the_tables_have_the_documented_column_types(pg, database):
     day = FIRST_DAY
-    for provider in schema.PROVIDERS:
+    for provider in registry.NAMES:
         # types read from the frame a provider client builds, none given
         pg.write_partition(f"{provider}_segments", day, provider_frame(provider, day))
     pg.ensure_table("segment_drops", {c.name: c.sql_type for c in DROPS_COLUMNS})
@@ -375,7 +375,7 @@ def test_the_tables_have_the_documented_column_types(pg, database):
     found: dict[str, list[tuple[str, str]]] = {}
     for table, column, kind in rows:
         found.setdefault(table, []).append((column, kind))
-    for provider in schema.PROVIDERS:
+    for provider in registry.NAMES:
         assert found[f"{provider}_segments"] == [
             (c.name, postgres_names[c.sql_type]) for c in schema.columns(provider)
         ]

@@ -38,8 +38,8 @@ import pandas as pd
 import requests
 from pydantic import Field
 
-from segment_assets.defs.assets import PROVIDER_LABELS
 from segment_assets.detection import is_vanished
+from segment_assets.providers import registry
 
 PAYLOAD_VERSION = 1
 DEFAULT_WEBSERVER_URL = "http://localhost:3000"
@@ -123,7 +123,7 @@ class DropAlert:
     ) -> DropAlert:
         """Build the alert from a :func:`segment_assets.defs.drops.flag_drops` frame (the drops
         of one account; ``account_name`` is its name in words, if it has one)."""
-        provider = asset.removesuffix("_segments")
+        provider = registry.by_table(asset).name
         accounts = sorted(drops["account"].dropna().astype(str).unique())
         shown = drops.head(MAX_DROPS_PER_ALERT).copy()
         shown["vanished"] = is_vanished(shown)
@@ -156,7 +156,7 @@ class DropAlert:
         """An account whose snapshot failed on a partition that stored the other accounts."""
         return cls(
             asset=asset,
-            provider=asset.removesuffix("_segments"),
+            provider=registry.by_table(asset).name,
             account=account,
             partition=partition,
             url=asset_url(webserver_url, asset, partition),
@@ -235,7 +235,7 @@ class DropAlert:
         return f"account {self.account}"
 
     def headline(self) -> str:
-        label = PROVIDER_LABELS.get(self.provider, self.provider)
+        label = registry.label(self.provider)
         if self.kind == SNAPSHOT_FAILED:
             return (
                 f"{label} {self.account_words()} could not be snapshotted for "

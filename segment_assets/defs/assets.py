@@ -16,9 +16,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from segment_assets.config.errors import ConfigurationError
 from segment_assets.defs import drops
-from segment_assets.providers import schema
-from segment_assets.providers.resources import ConfigurationError, ProviderResource
+from segment_assets.providers import registry, schema
+from segment_assets.providers.resource import ProviderResource
 from segment_assets.snapshot import ShrinkGuard, Snapshot, take_snapshot
 from segment_assets.store.duckdb_files import (
     EMPTY_DAY_ACCEPTED,
@@ -146,7 +147,6 @@ def snapshot_metadata(frame: pd.DataFrame) -> dict[str, object]:
     }
 
 
-PROVIDER_LABELS = schema.LABELS
 PROBLEM_ROWS_SHOWN = 20
 
 
@@ -214,7 +214,7 @@ def accounts_check(snap: Snapshot) -> dg.AssetCheckResult:
             severity=dg.AssetCheckSeverity.WARN,
             description=f"All {len(snap.outcomes)} account(s) snapshotted; {len(problems)} "
             f"segment(s) stored with a problem (every other segment stored): "
-            f"{PROVIDER_LABELS.get(first['provider'], first['provider'])} {first['account']}, "
+            f"{registry.label(first['provider'])} {first['account']}, "
             f"segment {first['segment_id']} ({first['segment_name']!r}): {first['problem']}{more}",
             metadata=metadata,
         )
@@ -264,8 +264,8 @@ def accounts_check_spec(table: str, label: str) -> dg.AssetCheckSpec:
 
 def build_provider_asset(provider: str) -> dg.AssetsDefinition:
     """The daily snapshot asset of one provider (resource key = provider name)."""
-    label = PROVIDER_LABELS[provider]
-    table = f"{provider}_segments"
+    label = registry.get(provider).label
+    table = registry.get(provider).table
 
     @dg.asset(
         name=table,
@@ -326,7 +326,7 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
     return provider_segments
 
 
-PROVIDER_ASSETS: list[dg.AssetsDefinition] = [build_provider_asset(p) for p in schema.PROVIDERS]
+PROVIDER_ASSETS: list[dg.AssetsDefinition] = [build_provider_asset(p) for p in registry.NAMES]
 
 
 @dg.asset(

@@ -12,8 +12,9 @@ import warnings
 import dagster as dg
 import pandas as pd
 
-from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS, PROVIDER_LABELS
+from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
 from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
+from segment_assets.providers import registry
 from segment_assets.store.duckdb_files import database_path
 
 CHECK_NAME = "no_sudden_drops"
@@ -43,7 +44,7 @@ def check_result(drops: pd.DataFrame) -> dg.AssetCheckResult:
 def build_drop_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     """The drop check of one provider asset (same daily partitions, explicit partition key)."""
     table = asset.key.path[-1]
-    label = PROVIDER_LABELS[table.removesuffix("_segments")]
+    label = registry.by_table(table).label
     with warnings.catch_warnings():
         # A partitions_def on an asset check is a preview feature in Dagster 1.13.
         warnings.simplefilter("ignore", dg.PreviewWarning)

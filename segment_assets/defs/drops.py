@@ -15,16 +15,16 @@ from collections.abc import Sequence
 import pandas as pd
 
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, is_vanished
-from segment_assets.providers import schema
+from segment_assets.providers import registry, schema
 from segment_assets.store.duckdb_files import LOCK_RETRY_SECONDS, SCHEMA, connect, read_history
 
-PROVIDER_TABLES: tuple[str, ...] = tuple(f"{p}_segments" for p in schema.PROVIDERS)
+PROVIDER_TABLES: tuple[str, ...] = registry.TABLES
 #: The provider whose rows each provider table holds (its ``provider`` column).
-TABLE_PROVIDERS: dict[str, str] = dict(zip(PROVIDER_TABLES, schema.PROVIDERS, strict=True))
+TABLE_PROVIDERS: dict[str, str] = {p.table: p.name for p in registry.PROVIDERS}
 DROPS_TABLE = "segment_drops"
-# User.com's count is a cache: the detector needs these to leave repeated counts out.
+# the columns beyond the count the detector reads, per table (User.com's count is a cache)
 DETECTION_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
-    "usercom_segments": ("last_counted", "too_heavy")
+    p.table: p.history_columns for p in registry.PROVIDERS if p.history_columns
 }
 SEGMENT_KEY = ["provider", "account", "segment_id"]
 MARKDOWN_ROWS = 50
@@ -32,7 +32,7 @@ ACCOUNTS_ATTR = "accounts"  # frame attribute set by flag_drops: accounts in the
 
 DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("snapshot_date", "DATE", "The day the drop was found on (the partition)."),
-    schema.Column("provider", "VARCHAR", "actionhub, usercom or onesignal."),
+    schema.Column("provider", "VARCHAR", f"{registry.NAMES_IN_WORDS}."),
     schema.Column("account", "VARCHAR", "The provider account, as in the provider tables."),
     schema.Column("segment_id", "VARCHAR", "The segment's id."),
     schema.Column("segment_name", "VARCHAR", "The segment's name."),

@@ -1,4 +1,5 @@
-"""ActionHub (Data Baller): every configured segment type × basis list, page by page.
+"""ActionHub (Data Baller): every configured segment type × basis list, page by page, and
+the resource of one program.
 
 Segment types and bases are sent as configured: any non-empty word may be set, and the
 API judges it. Its 422 is turned into an error that names the setting to change and the
@@ -9,18 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Protocol
 
 import pandas as pd
+from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt
 
 from segment_assets.providers.http import ProviderHTTP, ProviderRequestError
 from segment_assets.providers.pagination import PageNumberStrategy, crawl
+from segment_assets.providers.registry import ACTIONHUB, Provider
+from segment_assets.providers.resource import AccountsResource, ProviderResource
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import COUNT, NUMBER, TEXT, check_fields
 
-PROVIDER = "actionhub"
+PROVIDER = ACTIONHUB.name
 SEGMENT_TYPES: tuple[str, ...] = ("growth", "base", "discovery")
 SEGMENT_BASES: tuple[str, ...] = ("labels", "assets")
 DEFAULT_BASE_URL = "https://api.actionhub.ai"
@@ -45,62 +48,49 @@ _ITEM = {
 }
 
 
-@dataclass(frozen=True)
-class ActionHubQuery:
-    """What to list: the type × basis combinations and the weight cutoff."""
-
-    program_id: str
-    segment_types: Sequence[str] = SEGMENT_TYPES
-    segment_bases: Sequence[str] = SEGMENT_BASES
-    min_weight: float = 0.5
-    force_refresh: bool = False
-    page_size: int = 50
-
-    def __post_init__(self) -> None:
-        for setting, check in SETTING_CHECKS.items():
-            try:
-                check(getattr(self, setting))
-            except ValueError as exc:
-                raise ValueError(f"ActionHub {setting} {exc}") from None
-
-
-def check_words(values: Sequence[Any]) -> None:
+def check_words(values: list[str]) -> list[str]:
     """A list of segment types or bases: at least one, each a word, none twice. Which words
     the API accepts is the API's to say (its 422 names them)."""
-    if isinstance(values, str) or not values:
+    if not values:
         raise ValueError("must list at least one value, e.g. [growth]")
-    bad = [v for v in values if not isinstance(v, str) or not TOKEN.match(v)]
+    bad = [v for v in values if not TOKEN.match(v)]
     if bad:
         raise ValueError(
             f"must list single words (letters, digits, '_', '-', '.' or ':'), "
             f"got {', '.join(repr(v) for v in bad)}"
         )
-    twice = sorted({v for v in values if list(values).count(v) > 1})
+    twice = sorted({v for v in values if values.count(v) > 1})
     if twice:
         raise ValueError(f"lists {', '.join(twice)} twice")
+    return values
 
 
-def check_page_size(page_size: Any) -> None:
-    if isinstance(page_size, bool) or not isinstance(page_size, int):
-        raise ValueError(f"must be a whole number, got {page_size!r}")
+def check_page_size(page_size: int) -> int:
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(
             f"must be between 1 and {MAX_PAGE_SIZE} (the API's maximum page size), got {page_size}"
         )
+    return page_size
 
 
-def check_min_weight(min_weight: Any) -> None:
-    if isinstance(min_weight, bool) or not 0 <= min_weight <= 1:
-        raise ValueError(f"must be between 0 and 1, got {min_weight}")
+#: What the API is asked for, written once: the resource's fields and the accounts file's
+#: settings have these types, so a list that cannot be sent is refused when the definitions
+#: load.
+Words = Annotated[list[str], AfterValidator(check_words)]
+PageSize = Annotated[int, AfterValidator(check_page_size)]
+Weight = Annotated[float, Field(ge=0, le=1)]
 
 
-# what a setting must be, checked once for the accounts file and the resource alike
-SETTING_CHECKS: dict[str, Callable[[Any], None]] = {
-    "segment_types": check_words,
-    "segment_bases": check_words,
-    "min_weight": check_min_weight,
-    "page_size": check_page_size,
-}
+class ActionHubQuery(Protocol):
+    """What to list: the type × basis combinations and the weight cutoff (the settings of
+    :class:`ActionHubResource`, which is the one place they are declared)."""
+
+    program_id: str
+    segment_types: list[str]
+    segment_bases: list[str]
+    min_weight: float
+    force_refresh: bool
+    page_size: int
 
 
 def headers(api_key: str, program_id: str) -> dict[str, str]:
@@ -209,3 +199,44 @@ def explain_rejection(
         status=error.status,
         problems=error.problems,
     )
+
+
+class ActionHubResource(ProviderResource):
+    """ActionHub (Data Baller) segments of one program."""
+
+    spec: ClassVar[Provider] = ACTIONHUB
+
+    api_key: str = Field(description="ActionHub API key (header actionhub-key).")
+    program_id: str = Field(description="ActionHub program id (header program-id).")
+    base_url: str = Field(default=DEFAULT_BASE_URL)
+    segment_types: Words = Field(default_factory=lambda: list(SEGMENT_TYPES))
+    segment_bases: Words = Field(default_factory=lambda: list(SEGMENT_BASES))
+    min_weight: Weight = Field(default=0.5)
+    force_refresh: bool = Field(
+        default=False, description="Ask for a recount (once per list, with its first page)."
+    )
+    page_size: PageSize = Field(default=50, description="Segments per page, 1 to 100.")
+    max_requests_per_second: PositiveFloat | None = Field(
+        default=10.0, description="Requests per second (ACTIONHUB_MAX_RPS); empty = no limit."
+    )
+    max_concurrency: PositiveInt = Field(
+        default=4, description="Pages in flight at once (ACTIONHUB_MAX_CONCURRENCY)."
+    )
+
+    def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+        base = self.ready()
+        with self.http(base, headers(self.api_key, self.program_id), log) as client:
+            return fetch_actionhub(
+                client,
+                self,
+                snapshot_date=snapshot_date,
+                max_concurrency=self.max_concurrency,
+                log=log,
+                setting_name=self._name,
+            )
+
+
+class ActionHubAccounts(AccountsResource):
+    """The ActionHub programs listed in segment_assets.yaml."""
+
+    accounts: list[ActionHubResource] = Field(description="One entry per program.")

@@ -71,3 +71,7 @@ class UnsafeURLError(ProviderError):
 
 class BadShape(ValueError):
     """Raised by a body validator: the JSON is not what the endpoint promises."""
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""

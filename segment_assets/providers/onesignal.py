@@ -1,12 +1,14 @@
-"""OneSignal: list an app's segments, then view each one for its count and details."""
+"""OneSignal: list an app's segments, then view each one for its count and details; the
+resource of one app."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
+from pydantic import Field, PositiveFloat, PositiveInt
 
 from segment_assets.providers.http import (
     BadShape,
@@ -16,10 +18,12 @@ from segment_assets.providers.http import (
     ProviderRequestError,
 )
 from segment_assets.providers.pagination import OffsetStrategy, Progress, SingleStrategy, crawl
+from segment_assets.providers.registry import ONESIGNAL, Provider
+from segment_assets.providers.resource import AccountsResource, ProviderResource
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import COUNT, TEXT, check_fields
 
-PROVIDER = "onesignal"
+PROVIDER = ONESIGNAL.name
 DEFAULT_BASE_URL = "https://api.onesignal.com"
 PAGE_LIMIT = 300
 # Words of OneSignal's 400 for a segment it cannot count ("User-based segments (with message
@@ -216,3 +220,38 @@ def _row(listed: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
         "filters": None if filters is None else json.dumps(filters, sort_keys=True),
         "countable": not uncountable,
     }
+
+
+class OneSignalResource(ProviderResource):
+    """OneSignal segments of one app, one view request per segment."""
+
+    spec: ClassVar[Provider] = ONESIGNAL
+
+    api_key: str = Field(description="OneSignal App API key (header Authorization: Key …).")
+    app_id: str = Field(description="OneSignal app id (UUID).")
+    base_url: str = Field(default=DEFAULT_BASE_URL)
+    max_requests_per_second: PositiveFloat | None = Field(
+        default=0.9,
+        description="Requests per second (ONESIGNAL_MAX_RPS); OneSignal documents about one "
+        "view request per second per app, and a strict limit punishes a client at exactly it.",
+    )
+    max_concurrency: PositiveInt = Field(
+        default=2, description="Views in flight at once (ONESIGNAL_MAX_CONCURRENCY)."
+    )
+
+    def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+        base = self.ready()
+        with self.http(base, headers(self.api_key), log) as client:
+            return fetch_onesignal(
+                client,
+                self.app_id,
+                snapshot_date=snapshot_date,
+                max_concurrency=self.max_concurrency,
+                log=log,
+            )
+
+
+class OneSignalAccounts(AccountsResource):
+    """The OneSignal apps listed in segment_assets.yaml."""
+
+    accounts: list[OneSignalResource] = Field(description="One entry per app.")

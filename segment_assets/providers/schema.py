@@ -1,42 +1,38 @@
 """The normalised snapshot table: its columns, types and descriptions, in one place.
 
-Every provider client builds its frame with :func:`to_frame`, the assets publish
-:func:`table_schema` to the UI, and storage reads the same names back.
+A provider's table is the shared columns, then the provider's own (from its entry in the
+registry), then ``problem``. Every provider client builds its frame with :func:`to_frame`,
+the assets publish the columns to the UI, and storage reads the same names back.
 
 :func:`to_frame` is also where every provider's records are judged, by one rule written
-once (:data:`COUNT_RULES`): a count the provider must send and did not is a
-:class:`RequiredFieldError` for the account; a count that cannot be trusted (negative, not an
-integer) is stored as NULL and text that cannot be stored (a lone UTF-16 surrogate) is
-repaired, each noted in the row's ``problem`` column, so one bad record never costs the
-others their day.
+once (with each provider's count rule from the registry): a count the provider must send
+and did not is a :class:`RequiredFieldError` for the account; a count that cannot be
+trusted (negative, not an integer) is stored as NULL and text that cannot be stored (a
+lone UTF-16 surrogate) is repaired, each noted in the row's ``problem`` column, so one bad
+record never costs the others their day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from segment_assets.providers import registry
+from segment_assets.providers.columns import PROBLEM_COLUMN, Column, CountRule
 from segment_assets.providers.shape import has_lone_surrogate, judge_count, repair_text
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    sql_type: str
-    description: str
-
 
 COMMON_COLUMNS: tuple[Column, ...] = (
     Column("snapshot_date", "DATE", "The day this snapshot describes (the partition)."),
-    Column("provider", "VARCHAR", "actionhub, usercom or onesignal."),
+    Column("provider", "VARCHAR", f"{registry.NAMES_IN_WORDS}."),
     Column(
         "account",
         "VARCHAR",
-        "The provider account: ActionHub program id, User.com app host, OneSignal app id.",
+        "The provider account: "
+        + ", ".join(f"{p.label} {p.account_words}" for p in registry.PROVIDERS)
+        + ".",
     ),
     Column("segment_id", "VARCHAR", "The segment's id, stable across days within an account."),
     Column("segment_name", "VARCHAR", "The segment's name as the provider shows it."),
@@ -48,68 +44,6 @@ COMMON_COLUMNS: tuple[Column, ...] = (
     Column("fetched_at", "TIMESTAMP", "When the count was read from the provider (UTC)."),
 )
 
-PROVIDER_COLUMNS: dict[str, tuple[Column, ...]] = {
-    "actionhub": (
-        Column("segment_type", "VARCHAR", "growth, base or discovery."),
-        Column("segment_basis", "VARCHAR", "labels or assets: what the segment is broken out by."),
-        Column("segment_basis_id", "VARCHAR", "The label or asset id."),
-        Column("action_type", "VARCHAR", "The recommended event type."),
-        Column("strength", "DOUBLE", "Average user weight in the segment."),
-        Column("min_weight", "DOUBLE", "The weight cutoff used for the segment."),
-    ),
-    "usercom": (
-        Column("description", "VARCHAR", "The segment's description."),
-        Column("too_heavy", "BOOLEAN", "True when User.com could not count it reliably."),
-        Column("update_interval", "INTEGER", "Minutes between User.com recounts."),
-        Column("last_counted", "TIMESTAMP", "When User.com last recounted (UTC)."),
-        Column("updated_at", "TIMESTAMP", "When the segment last changed (UTC)."),
-    ),
-    "onesignal": (
-        Column("description", "VARCHAR", "The segment's description."),
-        Column("source", "VARCHAR", "default, custom or quickstart."),
-        Column("created_at", "TIMESTAMP", "When the segment was created (UTC)."),
-        Column("filters", "VARCHAR", "The segment's filters as JSON text."),
-        Column(
-            "countable",
-            "BOOLEAN",
-            "False for user-based segments, whose count the API cannot read.",
-        ),
-    ),
-}
-
-PROBLEM_COLUMN = Column(
-    "problem",
-    "VARCHAR",
-    "What could not be trusted in this record as the provider sent it (a count stored as "
-    "NULL, text repaired); NULL when nothing.",
-)
-
-PROVIDERS: tuple[str, ...] = tuple(PROVIDER_COLUMNS)
-LABELS: dict[str, str] = {"actionhub": "ActionHub", "usercom": "User.com", "onesignal": "OneSignal"}
-
-
-@dataclass(frozen=True)
-class CountRule:
-    """Where a provider's count comes from and when it may be missing.
-
-    ``field`` is the provider's own name for it; the count may be null only on a row whose
-    ``uncountable_when`` column equals ``uncountable_value`` (the provider said it cannot
-    count that segment). Without such a column, every segment must have a count.
-    """
-
-    field: str
-    uncountable_when: str | None = None
-    uncountable_value: bool = True
-
-
-COUNT_RULES: dict[str, CountRule] = {
-    "actionhub": CountRule("user_count"),
-    "usercom": CountRule("object_count", uncountable_when="too_heavy", uncountable_value=True),
-    "onesignal": CountRule(
-        "subscriber_count", uncountable_when="countable", uncountable_value=False
-    ),
-}
-
 
 class RequiredFieldError(RuntimeError):
     """A 200 answer lacked a count the provider must send; the account is not stored."""
@@ -118,7 +52,7 @@ class RequiredFieldError(RuntimeError):
         self.provider, self.account, self.field, self.segments = provider, account, field, segments
         more = f" (and {len(segments) - 1} more segment(s))" if len(segments) > 1 else ""
         super().__init__(
-            f"{LABELS.get(provider, provider)} account {account}: segment {segments[0]}{more} "
+            f"{registry.label(provider)} account {account}: segment {segments[0]}{more} "
             f"came without {field!r} (missing or null) although the provider can count it; "
             f"{field} is required, so nothing of this account was stored for the day "
             "(its stored rows are kept). Re-run the partition once the provider sends counts."
@@ -137,7 +71,7 @@ _PANDAS_TYPES = {
 def columns(provider: str) -> tuple[Column, ...]:
     """All columns of ``provider``'s table, in table order (``problem`` last: a table made
     before it existed gains it at the end, see storage)."""
-    return (*COMMON_COLUMNS, *PROVIDER_COLUMNS[provider], PROBLEM_COLUMN)
+    return (*COMMON_COLUMNS, *registry.get(provider).columns, PROBLEM_COLUMN)
 
 
 def column_names(provider: str) -> list[str]:
@@ -185,7 +119,7 @@ def to_frame(
 def judge_records(provider: str, rows: list[dict[str, Any]], account: str) -> list[dict[str, Any]]:
     """``rows`` with counts judged and text repaired; a row with a problem says it in
     ``problem`` (in the provider's words: ``subscriber_count -5 is negative``)."""
-    rule = COUNT_RULES[provider]
+    rule = registry.get(provider).count
     text = [c.name for c in columns(provider) if c.sql_type == "VARCHAR" and c.name != "problem"]
     missing: list[str] = []
     judged = []

@@ -1,19 +1,22 @@
-"""User.com: follow the ``next`` links of ``/segments/`` to the end."""
+"""User.com: follow the ``next`` links of ``/segments/`` to the end; the resource of one app."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import pandas as pd
+from pydantic import Field, PositiveFloat
 
 from segment_assets.providers.http import ProviderHTTP
 from segment_assets.providers.pagination import NextLinkStrategy, crawl
+from segment_assets.providers.registry import USERCOM, Provider
+from segment_assets.providers.resource import AccountsResource, ProviderResource
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
 from segment_assets.providers.shape import ANY, BOOL, COUNT, INT, TEXT, check_fields
 
-PROVIDER = "usercom"
+PROVIDER = USERCOM.name
 API_SUFFIX = "/api/public"
 
 _RESULT = {
@@ -76,3 +79,30 @@ def fetch_usercom(http: ProviderHTTP, *, snapshot_date: dt.date, log: Any = None
         fetched_at=fetched_at,
     )
     return drop_duplicate_segments(frame, log)
+
+
+class UserComResource(ProviderResource):
+    """User.com segments of one app (``https://<subdomain>.user.com/api/public``)."""
+
+    spec: ClassVar[Provider] = USERCOM
+
+    api_key: str = Field(description="User.com API token (header Authorization: Token …).")
+    base_url: str = Field(description="https://<app subdomain>.user.com/api/public")
+    max_requests_per_second: PositiveFloat | None = Field(
+        default=5.0, description="Requests per second (USERCOM_MAX_RPS); empty = no limit."
+    )
+
+    @classmethod
+    def account_of(cls, identity: str) -> str:
+        return account_of(identity)
+
+    def snapshot(self, snapshot_date: dt.date, log: Any = None) -> pd.DataFrame:
+        base = self.ready()
+        with self.http(base, headers(self.api_key), log) as client:
+            return fetch_usercom(client, snapshot_date=snapshot_date, log=log)
+
+
+class UserComAccounts(AccountsResource):
+    """The User.com apps listed in segment_assets.yaml."""
+
+    accounts: list[UserComResource] = Field(description="One entry per app.")

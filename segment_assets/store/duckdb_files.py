@@ -30,7 +30,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
-from segment_assets.providers import schema
+from segment_assets.providers import registry, schema
 
 SCHEMA = "segments"
 DEFAULT_DATABASE = "data/segment_assets.duckdb"
@@ -205,10 +205,9 @@ class SegmentsTypeHandler(DuckDBPandasTypeHandler):
 
 def declared_types(table: str) -> dict[str, str]:
     """column → SQL type of a provider table (from the one schema), else empty."""
-    provider = table.removesuffix("_segments")
-    if provider not in schema.PROVIDERS:
+    if table not in registry.TABLES:
         return {}
-    return {c.name: c.sql_type for c in schema.columns(provider)}
+    return {c.name: c.sql_type for c in schema.columns(registry.by_table(table).name)}
 
 
 def typed_select(table: str, frame: pd.DataFrame, name: str) -> str:
