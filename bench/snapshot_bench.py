@@ -443,7 +443,7 @@ def store(workdir: Path, misses: list[str]) -> None:
     from segment_assets.defs.alerts import DropAlerts
     from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES, flag_drops
     from segment_assets.defs.sensors import segment_drop_sensor
-    from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops
+    from segment_assets.detection import find_drops, history_start
     from segment_assets.store.duckdb_files import read_history
 
     database = str(workdir / "store.duckdb")
@@ -476,7 +476,7 @@ def store(workdir: Path, misses: list[str]) -> None:
             misses.append(f"{label}: {seconds:.2f} s >= {TARGET_STORE_SECONDS:g} s")
         return value
 
-    start = DAY - dt.timedelta(days=HISTORY_DAYS_NEEDED)
+    start = history_start(DAY)
 
     def history_of(tables: list[str]) -> object:
         extra = {t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -47,7 +46,7 @@ from snapshot_bench import (  # noqa: E402
 )
 
 from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES  # noqa: E402
-from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops  # noqa: E402
+from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, history_start  # noqa: E402
 from segment_assets.store.base import SegmentStore  # noqa: E402
 from segment_assets.store.duckdb import DuckDBStore  # noqa: E402
 from segment_assets.store.migrate import migrate_duckdb  # noqa: E402
@@ -115,7 +114,7 @@ def best(call: Callable[[], object]) -> tuple[float, object]:
 
 
 def measure(label: str, store: SegmentStore, misses: list[str] | None) -> None:
-    start = DAY - dt.timedelta(days=HISTORY_DAYS_NEEDED)
+    start = history_start(DAY)
     extra = dict(DETECTION_EXTRA_COLUMNS)
     one = ["usercom_segments"]
 

@@ -178,12 +178,13 @@ def drops(day: dt.date, providers: Sequence[str]) -> int:
     from segment_assets.defs.drops import drops_markdown, flag_drops
     from segment_assets.store.duckdb_files import database_path
 
-    found = flag_drops(database_path(), [registry.get(p).table for p in providers], day)
+    flagged = flag_drops(database_path(), [registry.get(p).table for p in providers], day)
+    found = flagged.drops
     if found.empty:
         print(f"no drops on {day}")
         return OK
     print(f"{len(found)} drop(s) on {day}:\n")
-    print(drops_markdown(found))
+    print(drops_markdown(found, flagged.accounts))
     return DROPS_FOUND
 
 

@@ -332,7 +332,8 @@ def test_a_drop_in_one_program_alerts_that_program_in_words_and_a_failed_app_ale
         "us",
     )
     assert [d["segment_id"] for d in drop["drops"]] == [fallen]  # prog-eu's twin did not fall
-    table = drops_markdown(flag_drops(duckdb_path, ["actionhub_segments"], YESTERDAY))
+    found = flag_drops(duckdb_path, ["actionhub_segments"], YESTERDAY)
+    table = drops_markdown(found.drops, found.accounts)
     assert "| prog-us " in table  # the check's table says which program fell
     failed = hooks["snapshot_failed"]
     assert (failed["account"], failed["account_name"]) == (APPS["brand_b"][0], "Brand B")

@@ -100,7 +100,7 @@ def test_a_new_drop_alerts_once_per_partition_and_backfills_stay_quiet(
     emulator.state.plant_drop("onesignal", APP_ID, new_id, start=YESTERDAY, factor=0.1)
     assert snapshot(emulator, resources, instance, backfilled).success
     assert snapshot(emulator, resources, instance, YESTERDAY).success
-    assert len(flag_drops(duckdb_path, [ASSET], backfilled)) == 1  # a drop, but an old one
+    assert len(flag_drops(duckdb_path, [ASSET], backfilled).drops) == 1  # a drop, but an old one
 
     first = tick(instance, None, alerts)
     [slack] = receiver.delivered(SLACK_PATH)
@@ -349,7 +349,7 @@ def test_the_drops_of_several_tables_split_per_table_are_each_tables_own(duckdb_
     together = flag_drops_by_table(duckdb_path, PROVIDER_TABLES, YESTERDAY)
     assert list(together) == list(PROVIDER_TABLES)
     for table in PROVIDER_TABLES:
-        alone = flag_drops(duckdb_path, [table], YESTERDAY)
+        alone = flag_drops(duckdb_path, [table], YESTERDAY).drops
         pd.testing.assert_frame_equal(together[table], alone)
         assert len(alone) == (1 if table in PLANTED else 0)
     dropped = together["onesignal_segments"].iloc[0]

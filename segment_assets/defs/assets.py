@@ -353,7 +353,8 @@ PROVIDER_ASSETS: list[dg.AssetsDefinition] = [build_provider_asset(p) for p in r
 def segment_drops(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     day = context.partition_time_window.start.date()
     database = database_path()
-    found = drops.flag_drops(database, drops.PROVIDER_TABLES, day)
+    flagged = drops.flag_drops(database, drops.PROVIDER_TABLES, day)
+    found = flagged.drops
     drops.ensure_drops_table(database)
     context.log.info(f"{len(found)} segment drop(s) on {day}")
     return dg.MaterializeResult(
@@ -361,6 +362,6 @@ def segment_drops(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             **drops.drops_summary(found),
             "dagster/row_count": len(found),
-            "dropped_segments": dg.MetadataValue.md(drops.drops_markdown(found)),
+            "dropped_segments": dg.MetadataValue.md(drops.drops_markdown(found, flagged.accounts)),
         },
     )

@@ -20,12 +20,13 @@ from segment_assets.store.duckdb_files import database_path
 CHECK_NAME = "no_sudden_drops"
 
 
-def check_result(drops: pd.DataFrame) -> dg.AssetCheckResult:
-    """Pass without drops; otherwise fail with the worst severity and the drops as a table."""
+def check_result(drops: pd.DataFrame, accounts: int | None = None) -> dg.AssetCheckResult:
+    """Pass without drops; otherwise fail with the worst severity and the drops as a table
+    (naming the account when ``accounts``, those read, are several)."""
     summary = drops_summary(drops)
     metadata: dict[str, object] = {
         **summary,
-        "dropped_segments": dg.MetadataValue.md(drops_markdown(drops)),
+        "dropped_segments": dg.MetadataValue.md(drops_markdown(drops, accounts)),
     }
     if drops.empty:
         return dg.AssetCheckResult(passed=True, metadata=metadata, description="No drops.")
@@ -61,10 +62,10 @@ def build_drop_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
         )
         def drop_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
             day = dt.date.fromisoformat(context.partition_key)
-            drops = flag_drops(database_path(), [table], day)
-            if len(drops):
-                context.log.warning(f"{label}: {len(drops)} segment(s) dropped on {day}")
-            return check_result(drops)
+            found = flag_drops(database_path(), [table], day)
+            if len(found.drops):
+                context.log.warning(f"{label}: {len(found.drops)} segment(s) dropped on {day}")
+            return check_result(found.drops, found.accounts)
 
     return drop_check
 

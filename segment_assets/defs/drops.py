@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
-from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, is_vanished
+from segment_assets.detection import find_drops, history_start, is_vanished
 from segment_assets.providers import registry, schema
 from segment_assets.store.duckdb_files import LOCK_RETRY_SECONDS, SCHEMA, connect, read_history
 
@@ -28,7 +29,6 @@ DETECTION_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 SEGMENT_KEY = ["provider", "account", "segment_id"]
 MARKDOWN_ROWS = 50
-ACCOUNTS_ATTR = "accounts"  # frame attribute set by flag_drops: accounts in the history read
 
 DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("snapshot_date", "DATE", "The day the drop was found on (the partition)."),
@@ -45,21 +45,32 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
 DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
 
+@dataclass(frozen=True)
+class DayDrops:
+    """What :func:`flag_drops` found: the drops, and how many provider accounts the history
+    it read holds (a table of drops names the account when there is more than one, even if
+    only one of them dropped)."""
+
+    drops: pd.DataFrame
+    accounts: int
+
+
 def flag_drops(
     database: str,
     tables: Sequence[str],
     day: dt.date,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
-) -> pd.DataFrame:
+) -> DayDrops:
     """The segments of ``tables`` that newly dropped on ``day``, in one read.
 
-    The columns of :func:`segment_assets.detection.find_drops`, plus ``segment_name`` and
-    ``before``: the segment's last known count before ``day`` (NA if none).
+    The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
+    ``segment_name`` and ``before``: the segment's last known count before ``day`` (NA if
+    none).
     """
     history = read_history(
         database,
         tables,
-        start=day - dt.timedelta(days=HISTORY_DAYS_NEEDED),
+        start=history_start(day),
         end=day,
         extra_columns={
             t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS
@@ -71,10 +82,7 @@ def flag_drops(
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
-    # how many provider accounts the history holds: tables of drops name the account when
-    # there is more than one, even if only one of them dropped
-    out.attrs[ACCOUNTS_ATTR] = int(history[["provider", "account"]].drop_duplicates().shape[0])
-    return out
+    return DayDrops(out, int(history[["provider", "account"]].drop_duplicates().shape[0]))
 
 
 def flag_drops_by_table(
@@ -90,7 +98,7 @@ def flag_drops_by_table(
     The detector judges each segment against its own history and each provider account on
     its own, so this finds exactly what :func:`flag_drops` of each table alone finds.
     """
-    drops = flag_drops(database, tables, day, lock_wait_seconds=lock_wait_seconds)
+    drops = flag_drops(database, tables, day, lock_wait_seconds=lock_wait_seconds).drops
     return {
         table: drops[drops["provider"] == TABLE_PROVIDERS[table]].reset_index(drop=True)
         for table in tables
@@ -168,14 +176,16 @@ def segment_label(drops: pd.DataFrame) -> pd.Series:
     return (names + " (" + ids + ")").where(names != "", ids)
 
 
-def drops_markdown(drops: pd.DataFrame, limit: int = MARKDOWN_ROWS) -> str:
+def drops_markdown(
+    drops: pd.DataFrame, accounts: int | None = None, limit: int = MARKDOWN_ROWS
+) -> str:
     """A Markdown table of the drops (segment, before → after, drop %, expected, severity),
-    with the account after the segment when there is more than one account: in the history
-    :func:`flag_drops` read, or else among the drops."""
+    with the account after the segment when there is more than one account: ``accounts``
+    (the accounts in the history :func:`flag_drops` read), or else among the drops."""
     if drops.empty:
         return "_no drops_"
     shown = drops.head(limit)
-    several = drops.attrs.get(ACCOUNTS_ATTR, drops["account"].nunique()) > 1
+    several = (drops["account"].nunique() if accounts is None else accounts) > 1
     accounts = (
         {"account": shown["account"].astype(str).str.replace("|", "\\|", regex=False)}
         if several

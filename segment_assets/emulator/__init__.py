@@ -10,8 +10,10 @@
         emu.state.truth("onesignal", app_id) # what a complete snapshot must contain
 
 Modules: ``config`` (accounts, demo credentials), ``model`` (count series), ``names``,
-``changes`` (planted drops/removals), ``faults`` (switches and faulty responses),
-``stats``, ``state`` (everything mutable), one module per provider API, ``control``
+``changes`` (planted drops/removals), ``faults`` (the switches), ``fault_answers`` (the
+answers that go wrong), ``lies`` (well-formed wrong answers), ``stats``, ``world`` (what the
+routes serve from: clock, changes, catalogs), ``state`` (the world with faults and
+admission: everything mutable), one module per provider API, ``control``
 (``/_emulator/*`` endpoints) and ``server`` (HTTP). Standard library plus numpy only.
 """
 

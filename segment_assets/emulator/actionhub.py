@@ -18,7 +18,7 @@ from .responses import Request, Response, Route, json_response
 from .validation import QueryValidator, missing
 
 if TYPE_CHECKING:
-    from .state import EmulatorState
+    from .world import World
 
 PROVIDER = "actionhub"
 PATH = "/actionhub/segments"
@@ -71,6 +71,17 @@ def build_list(
     names = tuple(namer(j) for j in range(math.ceil(n / len(program.action_types))))
     return SegmentList(
         key, segment_type, basis, program.action_types, series, exponent, strength, names
+    )
+
+
+def segment_list(
+    world: World, program: ActionHubProgram, segment_type: str, basis: str
+) -> SegmentList:
+    """The generated list of ``program`` for ``segment_type`` and ``basis`` (built once)."""
+    c = world.config
+    return world.cached(
+        (PROVIDER, program, segment_type, basis),
+        lambda: build_list(c.seed, c.start_date, program, segment_type, basis),
     )
 
 
@@ -156,7 +167,7 @@ def match(req: Request) -> Route | None:
     return None
 
 
-def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Response:
+def handle(state: World, req: Request, route: Route, sw: Switches) -> Response:
     key = req.headers.get("actionhub-key")
     programs = {p.program_id: p for p in state.config.actionhub if key and p.api_key == key}
     if not programs:
@@ -177,7 +188,7 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
         return json_response(403, _BAD_KEY)
     if recount:
         state.tally(PROVIDER, "recounts")
-    lst = state.actionhub_list(program, segment_type, basis)
+    lst = segment_list(state, program, segment_type, basis)
     day = state.day
     visible = state.visible(lst.key, lst.n, day)
     total = len(visible)
@@ -192,14 +203,14 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     return json_response(200, {"items": items, "total": reported, "page": page, "size": size})
 
 
-def truth(state: EmulatorState, program_id: str, min_weight: float = 0.5) -> list[dict[str, Any]]:
+def truth(state: World, program_id: str, min_weight: float = 0.5) -> list[dict[str, Any]]:
     """Every item a complete snapshot of ``program_id`` must contain today (all 6 lists)."""
     program = state.config.actionhub_program(program_id)
     day = state.day
     out: list[dict[str, Any]] = []
     for segment_type in SEGMENT_TYPES:
         for basis in SEGMENT_BASES:
-            lst = state.actionhub_list(program, segment_type, basis)
+            lst = segment_list(state, program, segment_type, basis)
             idx = state.visible(lst.key, lst.n, day)
             sizes = state.sizes(lst.key, lst.series, idx, day)
             out.extend(make_items(lst, idx, sizes, day, min_weight, False))

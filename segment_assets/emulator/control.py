@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .responses import Request, Response, json_response, not_found
-from .state import EmulatorState
+
+if TYPE_CHECKING:
+    from .state import EmulatorState
 
 PREFIX = "/_emulator/"
 

@@ -8,23 +8,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from . import onesignal
 from .responses import Response, dumps, html_response, json_response
 
 if TYPE_CHECKING:
     from .faults import Switches
     from .responses import Route
-    from .state import EmulatorState
+    from .world import World
 
-VIEW_404_KINDS = ("segment", "app", "html")
-BAD_RECORD_KINDS = (
-    "negative-count",  # the count is -5
-    "fraction-count",  # the count is 12.5
-    "text-count",  # the count is "lots"
-    "null-count",  # the count is null
-    "missing-count",  # the count is left out
-    "uncountable",  # User.com: too_heavy true and a null count (the provider cannot count it)
-    "surrogate-name",  # the name ends in a lone UTF-16 surrogate (a string cut mid-emoji)
-)
 _LIST_KEYS = ("items", "results", "segments")
 _TOTAL_KEYS = ("total", "count", "total_count")
 _COUNT_KEYS = ("user_count", "object_count", "subscriber_count")
@@ -36,18 +27,7 @@ _PROXY_404 = (
 )
 
 
-def validate_lies(kw: dict[str, Any]) -> None:
-    """Raise ValueError for a lie switch with an unknown value."""
-    if kw.get("view_404") not in (None, *VIEW_404_KINDS):
-        raise ValueError(f"view_404 must be one of {VIEW_404_KINDS} or None")
-    if kw.get("bad_record") not in (None, *BAD_RECORD_KINDS):
-        raise ValueError(f"bad_record must be one of {BAD_RECORD_KINDS} or None")
-    share = kw.get("view_404_share")
-    if share is not None and not 0 <= float(share) <= 1:
-        raise ValueError("view_404_share must be between 0 and 1")
-
-
-def tell(state: EmulatorState, route: Route, sw: Switches, resp: Response) -> Response:
+def tell(state: World, route: Route, sw: Switches, resp: Response) -> Response:
     """``resp`` as the switched-on lies would have it."""
     is_view = route.provider == "onesignal" and route.endpoint == "view"
     if sw.view_404 and is_view and _chosen(state, route, sw.view_404_share):
@@ -76,14 +56,14 @@ def view_404(kind: str) -> Response:
     return html_response(404, _PROXY_404)
 
 
-def _chosen(state: EmulatorState, route: Route, share: float) -> bool:
+def _chosen(state: World, route: Route, share: float) -> bool:
     """Whether this view's segment is among the first ``share`` of every run of segments:
     exactly ``floor(n × share)`` of an app's first ``n`` catalog segments are chosen."""
     try:
         app = state.config.onesignal_app(route.account or "")
     except KeyError:
         return True
-    index = state.onesignal_catalog(app).index_of.get(route.params[0])
+    index = onesignal.catalog(state, app).index_of.get(route.params[0])
     if index is None:
         return True
     return math.floor((index + 1) * share) > math.floor(index * share)
@@ -132,7 +112,7 @@ def _is_target(record: Any, target: str) -> bool:
 
 
 def spoil(record: dict[str, Any], kind: str) -> dict[str, Any]:
-    """One record spoiled the way ``kind`` says (see :data:`BAD_RECORD_KINDS`)."""
+    """One record spoiled the way ``kind`` says (see ``faults.BAD_RECORD_KINDS``)."""
     if kind == "surrogate-name":
         if isinstance(record.get("name"), str):
             record["name"] = record["name"][:12] + "\ud83d"

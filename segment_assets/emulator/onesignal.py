@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import OneSignalApp
-from .faults import ONESIGNAL_DENIED, Switches
+from .fault_answers import ONESIGNAL_DENIED
+from .faults import Switches
 from .model import Series, make_series, stable_hash, to_counts
 from .names import ONESIGNAL_DEFAULTS, ONESIGNAL_QUICKSTART, audience_name
 from .responses import Request, Response, Route, json_response
 
 if TYPE_CHECKING:
-    from .state import EmulatorState
+    from .world import World
 
 PROVIDER = "onesignal"
 MAX_LIMIT = 300
@@ -133,6 +134,12 @@ def build_catalog(seed: int, start_date: dt.date, app: OneSignalApp) -> OneSigna
     )
 
 
+def catalog(world: World, app: OneSignalApp) -> OneSignalCatalog:
+    """The generated segments of ``app`` (built once)."""
+    c = world.config
+    return world.cached((PROVIDER, app), lambda: build_catalog(c.seed, c.start_date, app))
+
+
 def _series(seed: int, key: str, n: int, start_date: dt.date, n_default: int) -> Series:
     """The count series, with the default segments sized like the app's whole audience."""
     series = make_series(seed, key, n, start_date)
@@ -210,20 +217,20 @@ def _int_arg(req: Request, name: str, default: int) -> int | None:
     return int(raw) if re.fullmatch(r"\d+", raw.strip()) else None
 
 
-def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Response:
+def handle(state: World, req: Request, route: Route, sw: Switches) -> Response:
     auth = req.headers.get("Authorization")
     if auth is None:
         return json_response(400, _NO_AUTH)
     app = next((a for a in state.config.onesignal if a.app_id == route.account), None)
     if app is None or auth != f"Key {app.api_key}":
         return json_response(403, ONESIGNAL_DENIED)
-    cat = state.onesignal_catalog(app)
+    cat = catalog(state, app)
     if route.endpoint == "list":
         return _list(state, req, cat, sw)
     return _view(state, req, cat, route.params[0], sw)
 
 
-def _list(state: EmulatorState, req: Request, cat: OneSignalCatalog, sw: Switches) -> Response:
+def _list(state: World, req: Request, cat: OneSignalCatalog, sw: Switches) -> Response:
     offset = _int_arg(req, "offset", 0)
     limit = _int_arg(req, "limit", MAX_LIMIT)
     if offset is None:
@@ -238,7 +245,7 @@ def _list(state: EmulatorState, req: Request, cat: OneSignalCatalog, sw: Switche
 
 
 def _view(
-    state: EmulatorState, req: Request, cat: OneSignalCatalog, segment_id: str, sw: Switches
+    state: World, req: Request, cat: OneSignalCatalog, segment_id: str, sw: Switches
 ) -> Response:
     day = state.day
     i = cat.index_of.get(segment_id)
@@ -258,10 +265,10 @@ def _view(
     return json_response(200, body)
 
 
-def truth(state: EmulatorState, app_id: str) -> list[dict[str, Any]]:
+def truth(state: World, app_id: str) -> list[dict[str, Any]]:
     """One dict per listed segment whose view does not 404, in listing order."""
     app = state.config.onesignal_app(app_id)
-    cat = state.onesignal_catalog(app)
+    cat = catalog(state, app)
     day = state.day
     idx = state.visible(cat.key, cat.n, day)
     idx = idx[~cat.deleted[idx]]

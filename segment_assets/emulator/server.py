@@ -15,15 +15,8 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from . import actionhub, control, lies, onesignal, usercom
 from .config import EmulatorConfig
-from .faults import (
-    POST_FAULTS,
-    PRE_FAULTS,
-    Switches,
-    post_fault,
-    pre_fault,
-    rate_limited,
-    retry_after_value,
-)
+from .fault_answers import post_fault, pre_fault, rate_limited, retry_after_value
+from .faults import POST_FAULTS, PRE_FAULTS, Switches
 from .responses import Request, Response, Route, json_response, not_found
 from .state import EmulatorState
 

@@ -1,20 +1,17 @@
-"""The emulator's mutable state: clock, faults, planted changes, counters and data caches."""
+"""The emulator's mutable state: the served world (clock, planted changes, catalogs, see
+:mod:`~segment_assets.emulator.world`) with the faults, the admission of requests, the
+counters and the ground truth."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from . import actionhub, onesignal, usercom
-from .changes import Changes
-from .config import ActionHubProgram, EmulatorConfig, OneSignalApp, UserComApp
+from .config import EmulatorConfig
 from .faults import FaultBoard, Switches
-from .model import Series, expected
-from .stats import Stats
+from .world import World, as_date
 
 
 @dataclass(frozen=True)
@@ -26,41 +23,13 @@ class Admission:
     fault: str | None
 
 
-def as_date(value: dt.date | str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value))
-
-
-class EmulatorState:
+class EmulatorState(World):
     """Thread-safe; every public method may be called while the server is running."""
 
     def __init__(self, config: EmulatorConfig) -> None:
-        self.config = config
-        self._lock = threading.Lock()
-        today = config.today or dt.datetime.now(dt.UTC).date()
-        self._day = today.toordinal()
+        super().__init__(config)
         self._faults = FaultBoard()
-        self._changes = Changes()
-        self._stats = Stats()
-        self._cache: dict[tuple, Any] = {}
         self._view_limit = (config.view_rate_limit_rps, config.view_rate_limit_burst)
-        self.public_url = f"http://{config.host}:{config.port}"
-
-    # -- clock -------------------------------------------------------------------------
-    @property
-    def today(self) -> dt.date:
-        return dt.date.fromordinal(self._day)
-
-    @property
-    def day(self) -> int:
-        """The emulator date as a proleptic Gregorian ordinal."""
-        return self._day
-
-    def set_date(self, date: dt.date | str) -> None:
-        self._day = as_date(date).toordinal()
 
     # -- faults ------------------------------------------------------------------------
     def set_faults(self, provider: str, account: str | None = None, **kw: Any) -> None:
@@ -125,10 +94,10 @@ class EmulatorState:
         if provider == "actionhub":
             return actionhub.resolve(self.config.actionhub_program(account), segment_id)
         if provider == "usercom":
-            cat = self.usercom_catalog(self.config.usercom_app(account))
+            cat = usercom.catalog(self, self.config.usercom_app(account))
             index = cat.index_of.get(int(segment_id))
         elif provider == "onesignal":
-            cat = self.onesignal_catalog(self.config.onesignal_app(account))
+            cat = onesignal.catalog(self, self.config.onesignal_app(account))
             index = cat.index_of.get(str(segment_id))
         else:
             raise ValueError(f"unknown provider {provider!r}")
@@ -178,53 +147,6 @@ class EmulatorState:
             fault = None if wait else self._faults.take_fault(provider, account, sw)
             return Admission(sw, wait, fault)
 
-    def tally(self, provider: str, name: str) -> None:
-        """Count something a route handler saw; read it back in ``stats()[provider][name]``."""
-        with self._lock:
-            self._stats.tally(provider, name)
-
     def release(self, provider: str, account: str | None, status: int) -> None:
         with self._lock:
             self._stats.leave(provider, account, status)
-
-    # -- data used by the route handlers -------------------------------------------------
-    def _cached(self, key: tuple, build):
-        value = self._cache.get(key)
-        if value is None:
-            value = build()
-            with self._lock:
-                value = self._cache.setdefault(key, value)
-        return value
-
-    def actionhub_list(
-        self, program: ActionHubProgram, segment_type: str, basis: str
-    ) -> actionhub.SegmentList:
-        c = self.config
-        return self._cached(
-            ("actionhub", program, segment_type, basis),
-            lambda: actionhub.build_list(c.seed, c.start_date, program, segment_type, basis),
-        )
-
-    def usercom_catalog(self, app: UserComApp) -> usercom.UserComCatalog:
-        c = self.config
-        return self._cached(
-            ("usercom", app), lambda: usercom.build_catalog(c.seed, c.start_date, app)
-        )
-
-    def onesignal_catalog(self, app: OneSignalApp) -> onesignal.OneSignalCatalog:
-        c = self.config
-        return self._cached(
-            ("onesignal", app), lambda: onesignal.build_catalog(c.seed, c.start_date, app)
-        )
-
-    def sizes(
-        self, list_key: str, series: Series, idx: np.ndarray, days: np.ndarray | int
-    ) -> np.ndarray:
-        """Unrounded sizes of segments ``idx`` on ``days`` with planted drops applied."""
-        return self._changes.apply_drops(list_key, idx, days, expected(series, idx, days))
-
-    def visible(self, list_key: str, n: int, day: int) -> np.ndarray:
-        return self._changes.visible(list_key, n, day)
-
-    def is_removed(self, list_key: str, index: int, day: int) -> bool:
-        return self._changes.is_removed(list_key, index, day)

@@ -18,7 +18,7 @@ from .names import USERCOM_DEFAULTS, audience_name
 from .responses import Request, Response, Route, json_response, redirect
 
 if TYPE_CHECKING:
-    from .state import EmulatorState
+    from .world import World
 
 PROVIDER = "usercom"
 _PATH = re.compile(r"^/usercom/([^/]+)/api/public/segments(/?)$")
@@ -87,6 +87,12 @@ def build_catalog(seed: int, start_date: dt.date, app: UserComApp) -> UserComCat
     )  # fmt: skip
 
 
+def catalog(world: World, app: UserComApp) -> UserComCatalog:
+    """The generated segments of ``app`` (built once)."""
+    c = world.config
+    return world.cached((PROVIDER, app), lambda: build_catalog(c.seed, c.start_date, app))
+
+
 def _timestamp(minute: int, micros: int) -> str:
     day, minute_of_day = divmod(minute, _MINUTES_PER_DAY)
     moment = dt.datetime.fromordinal(day) + dt.timedelta(minutes=minute_of_day, microseconds=micros)
@@ -94,7 +100,7 @@ def _timestamp(minute: int, micros: int) -> str:
 
 
 def make_results(
-    state: EmulatorState,
+    state: World,
     cat: UserComCatalog,
     idx: np.ndarray,
     day: int,
@@ -168,7 +174,7 @@ def _accept_version_ok(accept: str | None) -> bool:
     return m is None or m.group(1) == "2"
 
 
-def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Response:
+def handle(state: World, req: Request, route: Route, sw: Switches) -> Response:
     base = api_base(req.origin, route.account or "")
     if route.params[0] == "no-slash":
         query = "&".join(f"{k}={v}" for k, vals in req.query.items() for v in vals)
@@ -182,7 +188,7 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
         return failure
     if not _accept_version_ok(req.headers.get("Accept")):
         return json_response(406, {"detail": 'Invalid version in "Accept" header.'})
-    cat = state.usercom_catalog(app)
+    cat = catalog(state, app)
     day = state.day
     visible = state.visible(cat.key, cat.n, day)
     count = len(visible)
@@ -214,10 +220,10 @@ def handle(state: EmulatorState, req: Request, route: Route, sw: Switches) -> Re
     return json_response(200, body, [("Vary", "Accept"), ("Allow", "GET, HEAD, OPTIONS")])
 
 
-def truth(state: EmulatorState, subdomain: str) -> list[dict[str, Any]]:
+def truth(state: World, subdomain: str) -> list[dict[str, Any]]:
     """Every raw result a complete snapshot of ``subdomain`` must contain today."""
     app = state.config.usercom_app(subdomain)
-    cat = state.usercom_catalog(app)
+    cat = catalog(state, app)
     day = state.day
     idx = state.visible(cat.key, cat.n, day)
     return make_results(state, cat, idx, day, api_base(state.public_url, subdomain), False)

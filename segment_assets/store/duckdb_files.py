@@ -30,6 +30,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
+from segment_assets.days import dates_of, sql_days_since
 from segment_assets.providers import registry, schema
 
 SCHEMA = "segments"
@@ -334,17 +335,6 @@ def _code_type(categories: int) -> type[np.signedinteger]:
     return np.int64
 
 
-def as_dates(days: np.ndarray, start: dt.date) -> pd.Categorical:
-    """Days counted from ``start`` as a categorical of ``datetime.date`` objects: one object
-    per distinct day (a history holds few days and many rows), ordered by day."""
-    used = np.bincount(days, minlength=1)
-    code_of = (np.cumsum(used > 0) - 1).astype(_code_type(np.count_nonzero(used)))
-    dates = np.datetime64(start, "D") + np.flatnonzero(used).astype("timedelta64[D]")
-    return pd.Categorical.from_codes(
-        code_of[days], categories=pd.Index(dates.astype(object), dtype=object)
-    )
-
-
 def read_history(
     database: str,
     tables: Sequence[str],
@@ -384,7 +374,7 @@ def read_history(
     label_hash = _LABEL_HASH.format(", ".join(labels))
     # snapshot_date is read as days since start (a number), then made a categorical
     fetched = [
-        "(snapshot_date - $start)::INTEGER AS snapshot_date" if c == "snapshot_date" else c
+        f"{sql_days_since(c, '$start')} AS {c}" if c == "snapshot_date" else c
         for c in [*columns, *all_extra]
     ]
     with connect(database, lock_wait_seconds=lock_wait_seconds) as conn:
@@ -429,7 +419,7 @@ def read_history(
             copy=False,
         )
     if "snapshot_date" in frame:
-        frame["snapshot_date"] = as_dates(frame["snapshot_date"].to_numpy(), start)
+        frame["snapshot_date"] = dates_of(frame["snapshot_date"].to_numpy(), start)
     if "user_count" in frame:
         frame["user_count"] = frame["user_count"].astype("Int64")
     return frame

@@ -25,8 +25,9 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
+from segment_assets.days import dates_of, datetimes_of, sql_days_since
 from segment_assets.store.base import StoreError
-from segment_assets.store.duckdb_files import LABEL_COLUMNS, _code_type, as_dates
+from segment_assets.store.duckdb_files import LABEL_COLUMNS, _code_type
 from segment_assets.store.types import as_pandas
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ _PACKED: dict[str, tuple[str, str]] = {
     "double precision": ("float8send(coalesce({}, 0))", ">f8"),
     "real": ("float4send(coalesce({}, 0))", ">f4"),
     "boolean": ("boolsend(coalesce({}, false))", "u1"),
-    "date": ("int4send(coalesce(({} - %(start)s::date)::integer, 0))", ">i4"),
+    "date": (f"int4send(coalesce({sql_days_since('{}', '%(start)s::date')}, 0))", ">i4"),
     "timestamp without time zone": (
         "timestamp_send(coalesce({}, '2000-01-01'::timestamp))",
         ">i8",
@@ -274,9 +275,8 @@ def _unpack(values: np.ndarray, null: np.ndarray, kind: str, name: str, start: d
     native = values.astype(values.dtype.newbyteorder("="))
     if kind == "date":
         if name == PARTITION_COLUMN:
-            return as_dates(native, start)
-        days = np.datetime64(start, "us") + native.astype("timedelta64[D]")
-        return np.where(null, np.datetime64("NaT", "us"), days)
+            return dates_of(native, start)
+        return np.where(null, np.datetime64("NaT", "us"), datetimes_of(native, start))
     if kind == "timestamp without time zone":
         stamps = _EPOCH_2000 + native.astype("timedelta64[us]")
         return np.where(null, np.datetime64("NaT", "us"), stamps)
