@@ -65,6 +65,10 @@ class RateLimiter:
     def interval(self) -> float:
         return 0.0 if self._rate is None else 1.0 / self._rate
 
+    def now(self) -> float:
+        """The limiter's clock (seconds)."""
+        return self._clock()
+
     def acquire(self) -> float:
         """Wait for this caller's turn; return the time its slot began (clock seconds)."""
         started = self._clock()
@@ -75,12 +79,35 @@ class RateLimiter:
                 if ready <= now:
                     break
                 self._changed.wait(ready - now)
-            queued = started <= ready  # waited for this slot, rather than arriving after it
-            interval = self.interval
-            slot = ready if queued and now - ready <= interval / 2 else now
-            self._next = slot + interval
-            self._recent.append(now)
+            self._take(started, ready, now)
         return now
+
+    def wait_time(self) -> float:
+        """Seconds until the next slot comes (0: it has come), without taking it."""
+        with self._changed:
+            return max(0.0, max(self._next, self._paused_until) - self._clock())
+
+    def try_acquire(self, started: float) -> float | None:
+        """Take the next slot if it has come, without waiting: the time it began (clock
+        seconds), or None when it has not come (see :meth:`wait_time`). ``started`` is when
+        the caller began to wait (:meth:`now`), as :meth:`acquire` measures it: a caller
+        that waited for its slot keeps the schedule, one that arrived after it restarts it.
+        This is how a scheduler that waits elsewhere (a timer, not a thread) takes slots."""
+        with self._changed:
+            now = self._clock()
+            ready = max(self._next, self._paused_until)
+            if ready > now:
+                return None
+            self._take(started, ready, now)
+        return now
+
+    def _take(self, started: float, ready: float, now: float) -> None:
+        """Take the slot that came at ``ready`` at ``now``. Call with ``_changed`` held."""
+        queued = started <= ready  # waited for this slot, rather than arriving after it
+        interval = self.interval
+        slot = ready if queued and now - ready <= interval / 2 else now
+        self._next = slot + interval
+        self._recent.append(now)
 
     def pause(self, seconds: float) -> None:
         """Hold every caller until ``seconds`` from now."""

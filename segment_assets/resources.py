@@ -369,6 +369,17 @@ def budget_from_env(prefix: str, environ: dict[str, str] | None = None) -> dict[
     return out
 
 
+WORKERS_ENV = "SEGMENT_ASSETS_WORKERS"
+DEFAULT_WORKERS = 64
+
+
+def workers_from_env(environ: dict[str, str] | None = None) -> int:
+    """``SEGMENT_ASSETS_WORKERS``: the requests one provider step has in flight at once,
+    across all its accounts (the threads of its scheduler's pool); default 64."""
+    env = dict(os.environ if environ is None else environ)
+    return _number(WORKERS_ENV, int, env) or DEFAULT_WORKERS
+
+
 def provider_resources_from_env(
     environ: dict[str, str] | None = None,
 ) -> dict[str, ProviderResource]:

@@ -1,7 +1,9 @@
 """One provider's snapshot of one day across its accounts, each account on its own.
 
-Every account is fetched side by side with its own credentials, request budget and
-connection pool, and is all or nothing: a failed account never stops or spoils the others.
+Every account is fetched side by side — all of them at once, driven by one
+:mod:`~segment_assets.scheduler` whose bounded pool of worker threads the accounts share —
+with its own credentials, request budget, lock and connection pool, and is all or nothing:
+a failed account never stops or spoils the others.
 What the partition then holds is decided here, from plain frames:
 
 * the accounts fetched now, with their new rows;
@@ -19,17 +21,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
+from segment_assets import scheduler
 from segment_assets.providers import schema
-from segment_assets.resources import ProviderResource
-
-MAX_ACCOUNTS_IN_PARALLEL = 16
+from segment_assets.resources import ProviderResource, workers_from_env
 
 Lock = Callable[[ProviderResource], AbstractContextManager[Any]]
 
@@ -93,13 +94,17 @@ def take_snapshot(
     refetch_all: bool = False,
     lock: Lock | None = None,
     log: Any = None,
+    workers: int | None = None,
 ) -> Snapshot:
     """Fetch the accounts that need it, side by side, and compose the partition.
 
     ``stored`` is what the partition holds now (any columns of the table; may be empty).
     Raises the account's own error when the one account fetched failed, and
     :class:`SnapshotError` when several were fetched and all failed; nothing is stored then.
+    ``workers`` bounds the requests in flight across all accounts (default
+    ``SEGMENT_ASSETS_WORKERS``); ``lock`` must wait through :func:`scheduler.sleep`.
     """
+    workers = workers_from_env() if workers is None else workers
     stored = schema.coerce(provider, stored)
     stored_accounts = set(stored["account"].dropna().astype(str))
     targets = accounts_to_fetch(accounts, stored_accounts, refetch_all)
@@ -116,13 +121,9 @@ def take_snapshot(
             return resource.snapshot(day, log=log)
 
     results: dict[int, pd.DataFrame | BaseException] = {}
-    if len(targets) == 1:
-        results[0] = _call(fetch, targets[0])
-    elif targets:
-        workers = min(len(targets), MAX_ACCOUNTS_IN_PARALLEL)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=provider) as pool:
-            futures = [pool.submit(_call, fetch, resource) for resource in targets]
-            results = {i: future.result() for i, future in enumerate(futures)}
+    calls = [partial(_call, fetch, resource) for resource in targets]
+    in_flight = max(1, sum(resource.max_concurrency for resource in targets))  # no more helps
+    results.update(enumerate(scheduler.run_side_by_side(calls, min(workers, in_flight), provider)))
 
     errors = [r for r in results.values() if isinstance(r, BaseException)]
     if targets and len(errors) == len(targets):
