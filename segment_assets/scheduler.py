@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 class Limiter(Protocol):
-    """What :func:`send` needs of a rate limiter (:class:`~segment_assets.ratelimit.RateLimiter`)."""
+    """What :func:`send` needs of a rate limiter (a ``ratelimit.RateLimiter``)."""
 
     def now(self) -> float: ...
 
