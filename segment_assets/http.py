@@ -334,7 +334,8 @@ class ProviderHTTP:
         validate: Callable[[Any], None] | None,
         sent_at: float,
     ) -> _Outcome:
-        """Send the request whose slot began at ``sent_at`` and judge its answer."""
+        """Send the request whose slot was taken at ``sent_at`` and judge its answer."""
+        self.limiter.sent(self.limiter.now())  # it may leave later than its slot
         self._count("requests")
         limit = self.retry.request_deadline
         deadline = time.monotonic() + limit

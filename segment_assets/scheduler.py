@@ -39,13 +39,11 @@ T = TypeVar("T")
 class Limiter(Protocol):
     """What :func:`send` needs of a rate limiter (a ``ratelimit.RateLimiter``)."""
 
-    def now(self) -> float: ...
-
     def acquire(self) -> float: ...
 
     def wait_time(self) -> float: ...
 
-    def try_acquire(self, started: float) -> float | None: ...
+    def try_acquire(self) -> float | None: ...
 
 
 class _Sync(greenlet.greenlet):
@@ -95,8 +93,11 @@ class Scheduler:
         self._pool: ThreadPoolExecutor | None = None
         self._free: asyncio.Semaphore | None = None
 
-    def run(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+    def run(
+        self, calls: Sequence[Callable[[], T]], delays: Sequence[float] | None = None
+    ) -> list[T]:
         """Run every call to its end; their results in order, or the first error raised.
+        ``delays``: seconds each call starts late (a timer each; see :func:`staggered`).
 
         Blocks the calling thread, which drives the loop; from inside a running asyncio loop
         the work moves to a thread of its own.
@@ -107,11 +108,11 @@ class Scheduler:
             pass
         else:
             with ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-scheduler") as own:
-                return own.submit(self.run, calls).result()
+                return own.submit(self.run, calls, delays).result()
         loop = asyncio.new_event_loop()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{self.name}-request")
         try:
-            return loop.run_until_complete(self._main(calls))
+            return loop.run_until_complete(self._main(calls, delays or [0.0] * len(calls)))
         finally:
             try:
                 _cancel_remaining(loop)
@@ -119,23 +120,28 @@ class Scheduler:
                 loop.close()
                 self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _main(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+    async def _main(self, calls: Sequence[Callable[[], T]], delays: Sequence[float]) -> list[T]:
         self._free = asyncio.Semaphore(self.workers)
-        return list(await asyncio.gather(*(_run_sync(self, call) for call in calls)))
+
+        async def start(call: Callable[[], T], delay: float) -> T:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return await _run_sync(self, call)
+
+        return list(await asyncio.gather(*map(start, calls, delays)))
 
     async def send(self, limiter: Limiter, exchange: Callable[[float], T]) -> T:
         """Wait for the limiter's slot and a free worker, then run ``exchange(slot time)`` on
         the worker (see the module's docstring)."""
         assert self._pool is not None and self._free is not None
         loop = asyncio.get_running_loop()
-        started = limiter.now()
         while True:
             delay = limiter.wait_time()
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
             async with self._free:
-                sent_at = limiter.try_acquire(started)
+                sent_at = limiter.try_acquire()
                 if sent_at is None:  # another request of the account took it, or a pause
                     continue
                 return await loop.run_in_executor(self._pool, exchange, sent_at)
@@ -158,20 +164,46 @@ def run(call: Callable[[], T], workers: int, name: str = "requests") -> T:
 
 
 def run_side_by_side(
-    calls: Sequence[Callable[[], T]], workers: int, name: str = "requests"
+    calls: Sequence[Callable[[], T]],
+    workers: int,
+    name: str = "requests",
+    delays: Sequence[float] | None = None,
 ) -> list[T]:
     """Every call side by side in one scheduler, their results in order (the first error
-    raised is raised; a call that must not stop the others catches its own)."""
+    raised is raised; a call that must not stop the others catches its own). ``delays``:
+    seconds each call starts late."""
     if not calls:
         return []
     if current() is not None:
         pool = Pool(len(calls))
-        tasks = [pool.submit(call) for call in calls]
+        delays = delays or [0.0] * len(calls)
+        tasks = [
+            pool.submit(_later, delay, call) for call, delay in zip(calls, delays, strict=True)
+        ]
         try:
             return [_wait(task) for task in tasks]
         finally:
             pool.shutdown()
-    return Scheduler(workers, name).run(calls)
+    return Scheduler(workers, name).run(calls, delays)
+
+
+def _later(delay: float, call: Callable[[], T]) -> T:
+    if delay > 0:
+        sleep(delay)
+    return call()
+
+
+def staggered(intervals: Sequence[float]) -> list[float]:
+    """Start delays that spread calls over their first interval: the i-th of n starts
+    ``i / n`` of its own interval late (its pace's ``1 / rate``; 0 when unpaced).
+
+    Accounts that all start at once and keep the same pace would send their requests
+    together every interval, a burst that makes every request of the burst late by the
+    time the others take; spread evenly, the same requests flow at a steady rate. It costs
+    the last account at most one interval.
+    """
+    n = len(intervals)
+    return [i / n * interval for i, interval in enumerate(intervals)]
 
 
 def send(limiter: Limiter, exchange: Callable[[float], T]) -> T:

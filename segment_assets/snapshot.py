@@ -123,7 +123,10 @@ def take_snapshot(
     results: dict[int, pd.DataFrame | BaseException] = {}
     calls = [partial(_call, fetch, resource) for resource in targets]
     in_flight = max(1, sum(resource.max_concurrency for resource in targets))  # no more helps
-    results.update(enumerate(scheduler.run_side_by_side(calls, min(workers, in_flight), provider)))
+    paces = [resource.max_requests_per_second for resource in targets]
+    delays = scheduler.staggered([1 / rate if rate else 0.0 for rate in paces])
+    done = scheduler.run_side_by_side(calls, min(workers, in_flight), provider, delays)
+    results.update(enumerate(done))
 
     errors = [r for r in results.values() if isinstance(r, BaseException)]
     if targets and len(errors) == len(targets):
