@@ -23,18 +23,23 @@ SLOWDOWN = 0.7  # each 429 multiplies the pace by this
 SETTLE = 0.97  # ... and the pace it recovers to, so a client at a strict limit settles under it
 FLOOR = 0.05  # never slower than this share of the configured pace
 RECOVERY = 0.02  # each success adds this share of the configured pace back
+LATE_TOLERANCE = 0.005  # seconds a request may leave after its slot without pushing the next
 
 
 class RateLimiter:
     """Paces calls to at most ``rate`` per second across threads, and pauses them all.
 
-    GCRA-style with no burst credit: callers pass a gate one at a time, each slot ``1 / rate``
-    after the previous one was taken — or after its request actually left (:meth:`sent`),
-    when that was later: a request that leaves late (waiting for a thread or a CPU) pushes
-    the next one back rather than letting the two reach the provider closer than the pace,
-    which a strict limit without burst would refuse. No credit is saved up while idle.
-    :meth:`pause` holds every caller, including one already waiting for its turn, until the
-    given time: that is how one 429's ``Retry-After`` stops the whole client.
+    GCRA-style with no burst credit: callers pass a gate one at a time on a schedule of
+    slots ``1 / rate`` apart. A caller that was waiting for its slot and wakes up a little
+    late (thread scheduling) does not push the schedule back, so such delays do not add up
+    over a long run; a caller that arrives after its slot (the client was idle) or wakes
+    more than half a slot late starts the schedule afresh from now, so no credit is saved
+    up. But a request that *leaves* late (:meth:`sent`: it waited for a thread or a CPU after
+    taking its slot) by more than a few milliseconds pushes the next slot back by as much,
+    so two requests never reach the provider closer than the pace allows, which a strict
+    limit without burst would refuse. :meth:`pause` holds every caller, including one
+    already waiting for its turn, until the given time: that is how one 429's
+    ``Retry-After`` stops the whole client.
 
     :meth:`slow_down` (on a 429) and :meth:`recover` (on a success) move the pace between
     ``FLOOR`` and the configured rate. A limiter without a configured rate starts pacing at
@@ -69,7 +74,8 @@ class RateLimiter:
         return self._clock()
 
     def acquire(self) -> float:
-        """Wait for this caller's turn; return the time its slot was taken (clock seconds)."""
+        """Wait for this caller's turn; return the time its slot began (clock seconds)."""
+        started = self._clock()
         with self._gate, self._changed:
             while True:
                 now = self._clock()
@@ -77,7 +83,7 @@ class RateLimiter:
                 if ready <= now:
                     break
                 self._changed.wait(ready - now)
-            self._take(now)
+            self._take(started, ready, now)
         return now
 
     def wait_time(self) -> float:
@@ -85,26 +91,33 @@ class RateLimiter:
         with self._changed:
             return max(0.0, max(self._next, self._paused_until) - self._clock())
 
-    def try_acquire(self) -> float | None:
-        """Take the next slot if it has come, without waiting: the time it was taken (clock
-        seconds), or None when it has not come (see :meth:`wait_time`). This is how a
-        scheduler that waits elsewhere (a timer, not a thread) takes slots."""
+    def try_acquire(self, started: float) -> float | None:
+        """Take the next slot if it has come, without waiting: the time it began (clock
+        seconds), or None when it has not come (see :meth:`wait_time`). ``started`` is when
+        the caller began to wait (:meth:`now`), as :meth:`acquire` measures it. This is how
+        a scheduler that waits elsewhere (a timer, not a thread) takes slots."""
         with self._changed:
             now = self._clock()
-            if max(self._next, self._paused_until) > now:
+            ready = max(self._next, self._paused_until)
+            if ready > now:
                 return None
-            self._take(now)
+            self._take(started, ready, now)
         return now
 
     def sent(self, at: float) -> None:
         """The request of the slot last taken left at ``at`` (clock seconds): the next slot
-        comes no sooner than one interval after it."""
+        comes no sooner than one interval after it, less ``LATE_TOLERANCE`` (at most half an
+        interval) of scheduling noise that is not worth slowing down for."""
         with self._changed:
-            self._next = max(self._next, at + self.interval)
+            interval = self.interval
+            self._next = max(self._next, at + interval - min(LATE_TOLERANCE, interval / 2))
 
-    def _take(self, now: float) -> None:
-        """Take the slot at ``now``. Call with ``_changed`` held."""
-        self._next = now + self.interval
+    def _take(self, started: float, ready: float, now: float) -> None:
+        """Take the slot that came at ``ready`` at ``now``. Call with ``_changed`` held."""
+        queued = started <= ready  # waited for this slot, rather than arriving after it
+        interval = self.interval
+        slot = ready if queued and now - ready <= interval / 2 else now
+        self._next = slot + interval
         self._recent.append(now)
 
     def pause(self, seconds: float) -> None:

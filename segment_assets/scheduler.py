@@ -39,11 +39,13 @@ T = TypeVar("T")
 class Limiter(Protocol):
     """What :func:`send` needs of a rate limiter (a ``ratelimit.RateLimiter``)."""
 
+    def now(self) -> float: ...
+
     def acquire(self) -> float: ...
 
     def wait_time(self) -> float: ...
 
-    def try_acquire(self) -> float | None: ...
+    def try_acquire(self, started: float) -> float | None: ...
 
 
 class _Sync(greenlet.greenlet):
@@ -135,13 +137,14 @@ class Scheduler:
         the worker (see the module's docstring)."""
         assert self._pool is not None and self._free is not None
         loop = asyncio.get_running_loop()
+        started = limiter.now()
         while True:
             delay = limiter.wait_time()
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
             async with self._free:
-                sent_at = limiter.try_acquire()
+                sent_at = limiter.try_acquire(started)
                 if sent_at is None:  # another request of the account took it, or a pause
                     continue
                 return await loop.run_in_executor(self._pool, exchange, sent_at)

@@ -18,6 +18,7 @@ import pytest
 
 from segment_assets.emulator import EmulatorConfig, OneSignalApp
 from segment_assets.locks import account_lock
+from segment_assets.ratelimit import LATE_TOLERANCE, RateLimiter
 from segment_assets.resources import ConfigurationError, OneSignalResource
 from segment_assets.snapshot import take_snapshot
 
@@ -222,3 +223,16 @@ def test_a_bad_worker_setting_fails_before_any_request_naming_the_variable(stric
         take_snapshot("onesignal", apps(strict, 2), YESTERDAY, empty_day())
 
     assert strict.state.stats()["onesignal"]["requests"] == 0
+
+
+def test_a_request_that_leaves_late_pushes_the_next_slot_back_and_noise_does_not():
+    """A strict limit counts when requests arrive, not when their slots were taken."""
+    now = [100.0]
+    limiter = RateLimiter(1.0, clock=lambda: now[0])
+    assert limiter.try_acquire(limiter.now()) == 100.0
+    limiter.sent(100.002)  # two milliseconds of scheduling noise
+    assert limiter.wait_time() == pytest.approx(1.0)  # the schedule holds
+    now[0] = 101.0
+    assert limiter.try_acquire(limiter.now()) == 101.0
+    limiter.sent(101.3)  # it waited 300 ms for a CPU after taking its slot
+    assert limiter.wait_time() == pytest.approx(1.3 - LATE_TOLERANCE)
