@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 import greenlet
@@ -114,7 +117,8 @@ class Scheduler:
         loop = asyncio.new_event_loop()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{self.name}-request")
         try:
-            return loop.run_until_complete(self._main(calls, delays or [0.0] * len(calls)))
+            with _older_objects_frozen():
+                return loop.run_until_complete(self._main(calls, delays or [0.0] * len(calls)))
         finally:
             try:
                 _cancel_remaining(loop)
@@ -148,6 +152,31 @@ class Scheduler:
                 if sent_at is None:  # another request of the account took it, or a pause
                     continue
                 return await loop.run_in_executor(self._pool, exchange, sent_at)
+
+
+_frozen = 0  # schedulers running in this process
+_frozen_lock = threading.Lock()
+
+
+@contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """While schedulers run, the garbage collector leaves alone the objects that existed
+    before (``gc.freeze``): the interpreter, Dagster and pandas hold hundreds of thousands,
+    and a full collection through them holds every thread for 100–250 ms. A request held
+    that long after taking its slot reaches the provider late, and the next one, on time,
+    too soon after it for a strict limit. Frozen objects are collected again afterwards."""
+    global _frozen
+    with _frozen_lock:
+        if not _frozen:
+            gc.freeze()
+        _frozen += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen -= 1
+            if not _frozen:
+                gc.unfreeze()
 
 
 def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
