@@ -559,6 +559,7 @@ class AgencyRun:
     max_in_flight_per_app: int
     peak_threads: int
     peak_rss_mb: float
+    cpu: float  # seconds of CPU the process used, user and system
     started: float  # wall clock, when the process was started
     first_request: float
     last_answer: float
@@ -579,8 +580,8 @@ class AgencyRun:
         return (
             f"  {self.label:<10} {self.exit_code:>4} {self.rows:>6,} {self.wrong:>5} "
             f"{self.requests:>6,} {self.rate_limited:>5} {share:>6.1%} "
-            f"{self.max_in_flight_per_app:>5} "
-            f"{self.peak_threads:>7} {self.peak_rss_mb:>6.0f} {self.startup:>7.1f} "
+            f"{self.max_in_flight_per_app:>5} {self.peak_threads:>7} {self.peak_rss_mb:>6.0f} "
+            f"{self.cpu:>5.1f} {self.startup:>7.1f} "
             f"{self.last_answer - self.first_request:>8.1f} {self.wall:>7.1f} "
             f"{agency.bound(agency.limit):>7.1f} {agency.bound(pace):>7.1f} "
             f"{(self.wall - self.startup) / agency.bound(agency.limit):>6.2f}"
@@ -589,7 +590,8 @@ class AgencyRun:
 
 AGENCY_HEADER = (
     f"  {'code':<10} {'exit':>4} {'rows':>6} {'wrong':>5} {'reqs':>6} {'429s':>5} {'share':>6} "
-    f"{'infl':>5} {'threads':>7} {'RSS MB':>6} {'start s':>7} {'fetch s':>8} {'wall s':>7} "
+    f"{'infl':>5} {'threads':>7} {'RSS MB':>6} {'cpu s':>5} {'start s':>7} {'fetch s':>8} "
+    f"{'wall s':>7} "
     f"{'bound':>7} {'b@pace':>7} {'ratio':>6}"
 )
 
@@ -685,6 +687,7 @@ def agency_run(
         max_in_flight_per_app=max(stats["max_in_flight_by_account"].values(), default=0),
         peak_threads=peak,
         peak_rss_mb=rss_kb / 1024,
+        cpu=usage.ru_utime + usage.ru_stime,
         started=started,
         first_request=stats["first_request_at"] or ended,
         last_answer=stats["last_answer_at"] or ended,
@@ -734,7 +737,8 @@ def many_accounts(agency: Agency, pace: float, baseline: bool, misses: list[str]
         f"  bound, judged); b@pace = the same at the client's pace; ratio = (wall - start-up)"
         f" / bound, target <= {TARGET_AGENCY_RATIO}; start-up = process start to its first "
         "request;\n  fetch = first request to last answer; threads and RSS are the process's "
-        "peaks; wrong = rows missing, repeated or with another count than the emulator's"
+        "peaks, cpu its CPU time; wrong = rows missing, repeated or with another count than the "
+        "emulator's"
     )
     print(AGENCY_HEADER)
     with emulator_process(spec) as emu, tempfile.TemporaryDirectory() as tmp:
