@@ -1,7 +1,9 @@
 """Snapshot benchmark: each provider client against the emulator, next to its theoretical bound.
 
-Run ``python bench/snapshot_bench.py`` (about six minutes), with ``--quick`` (about a
-minute), or with ``--store-only`` for the store case alone (no emulator; about a minute).
+Run ``python bench/snapshot_bench.py`` (about twelve minutes), with ``--quick`` (about two
+minutes), with ``--store-only`` for the store case alone (no emulator; about a minute), or
+with ``--accounts-only`` for the many-accounts case alone (about six minutes; ``--apps``,
+``--app-segments``, ``--pace`` and ``--no-baseline`` change it).
 
 The emulator runs in its own process (so the client under test has a core and an
 interpreter of its own, as against a real API) with a set latency on every request and a
@@ -23,6 +25,14 @@ Then, with no latency and no rate limit:
   on the last day; the time of ``read_history`` (the 64 days detection needs) and
   ``find_drops``, then — each against the 2 s target — the drop check of one partition and
   one drop-sensor tick over three new partitions (one per provider, same day).
+
+Last, many accounts: 200 OneSignal apps × 20 segments in an emulator process of their own,
+each app held to a strict bucket of one request a second per endpoint (no burst) with 50 ms
+latency, snapshotted by ``python -m segment_assets snapshot --provider onesignal`` with an
+accounts file — once with this code, once with the code of ``BASELINE_COMMIT`` (unpacked from
+git: 16 accounts at a time, a thread per request). Targets, for this code: (wall − start-up)
+within 1.3 × the physical bound (requests per app at the provider's one request a second),
+429s under 1 % of requests, fewer than 100 threads and under 400 MB peak RSS, every row exact.
 
 The script exits non-zero and says which target was missed.
 """
@@ -637,13 +647,15 @@ def agency_env(agency: Agency, emu: Emulator, workdir: Path, pace: float) -> dic
     }
 
 
-def threads_of(pid: int) -> int:
-    """Threads of process ``pid`` now (0 once it is gone)."""
+def status_of(pid: int) -> dict[str, int]:
+    """Its threads now and its peak RSS so far in kB (``VmHWM``: of this program, unlike
+    the rusage of a child, which counts the RSS its parent had when it was forked)."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        return 0
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+        return {}
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    return {key: int(fields[key].split()[0]) for key in ("Threads", "VmHWM") if key in fields}
 
 
 def agency_run(
@@ -664,17 +676,18 @@ def agency_run(
                "--provider", "onesignal"]  # fmt: skip
     started = time.time()
     process = subprocess.Popen(command, cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
-    peak = 0
-    while True:  # reaped here, so that its own resource usage (peak RSS) comes with it
+    peak = rss_kb = 0
+    while True:  # reaped here, so that its CPU time comes with it
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
-        peak = max(peak, threads_of(process.pid))
+        now = status_of(process.pid)
+        peak = max(peak, now.get("Threads", 0))
+        rss_kb = max(rss_kb, now.get("VmHWM", 0))
         time.sleep(0.02)
     ended = time.time()
     process.returncode = os.waitstatus_to_exitcode(status)
     log.close()
-    rss_kb = usage.ru_maxrss
     stats = emu.stats("onesignal")
     rows, wrong = agency_rows(agency, emu, workdir / "agency.duckdb")
     if process.returncode:
@@ -718,8 +731,11 @@ def agency_rows(agency: Agency, emu: Emulator, database: Path) -> tuple[int, int
     return len(stored), wrong
 
 
-def many_accounts(agency: Agency, pace: float, baseline: bool, misses: list[str]) -> None:
-    """The agency case: one snapshot of every app, this code next to the baseline's."""
+def many_accounts(
+    agency: Agency, pace: float, baseline: bool, misses: list[str], quick: bool = False
+) -> None:
+    """The agency case: one snapshot of every app, this code next to the baseline's. The
+    ratio target holds for the full size only (in a quick run the fixed costs weigh more)."""
     spec = {
         "today": DAY.isoformat(),
         "actionhub": [],
@@ -767,7 +783,7 @@ def many_accounts(agency: Agency, pace: float, baseline: bool, misses: list[str]
             now.rate_limited < TARGET_429_SHARE * now.requests,
             f"{now.rate_limited} 429s in {now.requests} requests",
         ),
-        (ratio <= TARGET_AGENCY_RATIO, f"ratio {ratio:.2f} > {TARGET_AGENCY_RATIO}"),
+        (ratio <= TARGET_AGENCY_RATIO or quick, f"ratio {ratio:.2f} > {TARGET_AGENCY_RATIO}"),
         (now.peak_threads < TARGET_THREADS, f"{now.peak_threads} threads"),
         (now.peak_rss_mb < TARGET_AGENCY_RSS_MB, f"peak RSS {now.peak_rss_mb:.0f} MB"),
     ]
@@ -814,7 +830,7 @@ def main() -> int:
         latency=args.latency_ms / 1000,
     )
     if args.accounts_only:
-        many_accounts(agency, args.pace, not args.no_baseline, misses)
+        many_accounts(agency, args.pace, not args.no_baseline, misses, quick=args.quick)
         return report(misses)
     if args.store_only:
         with tempfile.TemporaryDirectory() as tmp:
@@ -830,7 +846,7 @@ def main() -> int:
         memory(emu, misses)
         dagster_run(emu, Path(tmp))
         store(Path(tmp), misses)
-    many_accounts(agency, args.pace, not args.no_baseline, misses)
+    many_accounts(agency, args.pace, not args.no_baseline, misses, quick=args.quick)
     return report(misses)
 
 
