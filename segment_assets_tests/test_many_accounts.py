@@ -9,6 +9,7 @@ once, whether any app went faster than its limit, and how many requests each had
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 import uuid
@@ -16,10 +17,11 @@ import uuid
 import pandas as pd
 import pytest
 
+from segment_assets import scheduler
 from segment_assets.emulator import EmulatorConfig, OneSignalApp
 from segment_assets.locks import account_lock
 from segment_assets.ratelimit import LATE_TOLERANCE, RateLimiter
-from segment_assets.resources import ConfigurationError, OneSignalResource
+from segment_assets.resources import ConfigurationError, OneSignalResource, workers_from_env
 from segment_assets.snapshot import take_snapshot
 
 from .conftest import YESTERDAY
@@ -156,6 +158,9 @@ def test_forty_apps_are_snapshotted_at_once_each_at_its_own_pace_on_a_few_thread
     # ... nor faster than its own pace: three views PACE apart after the listing
     durations = [end - start for start, end in stats["span_by_account"].values()]
     assert min(durations) >= SEGMENTS / PACE - 0.05
+    # the apps started spread over their first interval, not all in the same instant
+    starts = sorted(start for start, _ in stats["span_by_account"].values())
+    assert starts[-1] - starts[0] >= 0.75 / PACE
     # the requests of all forty apps ran on the shared pool: no thread per app or request
     assert threads.peak_workers <= WORKERS
     assert threads.peak <= threads.before + WORKERS
@@ -223,6 +228,17 @@ def test_a_bad_worker_setting_fails_before_any_request_naming_the_variable(stric
         take_snapshot("onesignal", apps(strict, 2), YESTERDAY, empty_day())
 
     assert strict.state.stats()["onesignal"]["requests"] == 0
+    assert workers_from_env({}) == 64
+    assert workers_from_env({"SEGMENT_ASSETS_WORKERS": "8"}) == 8
+
+
+def test_while_accounts_run_the_collector_leaves_older_objects_alone():
+    """A full collection through Dagster's and pandas' objects would hold every request in
+    flight for a tenth of a second; during a step they are frozen, afterwards not."""
+    before = gc.get_freeze_count()
+    during = scheduler.run_side_by_side([gc.get_freeze_count] * 2, workers=1)
+    assert min(during) > 0
+    assert gc.get_freeze_count() == before
 
 
 def test_a_request_that_leaves_late_pushes_the_next_slot_back_and_noise_does_not():
