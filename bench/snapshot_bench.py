@@ -1,7 +1,9 @@
 """Snapshot benchmark: each provider client against the emulator, next to its theoretical bound.
 
-Run ``python bench/snapshot_bench.py`` (about six minutes), with ``--quick`` (about a
-minute), or with ``--store-only`` for the store case alone (no emulator; about a minute).
+Run ``python bench/snapshot_bench.py`` (about twelve minutes), with ``--quick`` (about two
+minutes), with ``--store-only`` for the store case alone (no emulator; about a minute), or
+with ``--accounts-only`` for the many-accounts case alone (about six minutes; ``--apps``,
+``--app-segments``, ``--pace`` and ``--no-baseline`` change it).
 
 The emulator runs in its own process (so the client under test has a core and an
 interpreter of its own, as against a real API) with a set latency on every request and a
@@ -24,6 +26,14 @@ Then, with no latency and no rate limit:
   ``find_drops``, then — each against the 2 s target — the drop check of one partition and
   one drop-sensor tick over three new partitions (one per provider, same day).
 
+Last, many accounts: 200 OneSignal apps × 20 segments in an emulator process of their own,
+each app held to a strict bucket of one request a second per endpoint (no burst) with 50 ms
+latency, snapshotted by ``python -m segment_assets snapshot --provider onesignal`` with an
+accounts file — once with this code, once with the code of ``BASELINE_COMMIT`` (unpacked from
+git: 16 accounts at a time, a thread per request). Targets, for this code: (wall − start-up)
+within 1.3 × the physical bound (requests per app at the provider's one request a second),
+429s under 1 % of requests, fewer than 100 threads and under 400 MB peak RSS, every row exact.
+
 The script exits non-zero and says which target was missed.
 """
 
@@ -38,6 +48,7 @@ import math
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -164,6 +175,13 @@ def emulator(sizes: Sizes) -> Iterator[Emulator]:
             [OS_SMALL, OS_SMALL_KEY, DAGSTER_SEGMENTS, 5, 1],
         ],
     }
+    with emulator_process(spec) as emu:
+        yield emu
+
+
+@contextlib.contextmanager
+def emulator_process(spec: dict) -> Iterator[Emulator]:
+    """The emulator of ``spec`` (see EMULATOR_MAIN) in a process of its own."""
     process = subprocess.Popen(
         [sys.executable, "-c", EMULATOR_MAIN, json.dumps(spec)],
         stdin=subprocess.PIPE,
@@ -505,11 +523,288 @@ def store(workdir: Path, misses: list[str]) -> None:
         misses.append(f"the sensor tick should alert on 3 partitions: {said}")
 
 
+# -- many accounts ----------------------------------------------------------------------
+# The last commit whose snapshot ran at most 16 accounts side by side, with a thread per
+# account and per request in flight: the baseline the agency case runs next to the code here.
+BASELINE_COMMIT = "ad51759e4b1c75f53289daba7f2772714d95444a"
+TARGET_AGENCY_RATIO = 1.3  # (wall - start-up) / physical bound
+TARGET_THREADS = 100
+TARGET_AGENCY_RSS_MB = 400.0
+
+
+@dataclass(frozen=True)
+class Agency:
+    """Many OneSignal apps, each held by the emulator to a strict bucket (no burst) per
+    endpoint, every answer ``latency`` late."""
+
+    apps: int
+    segments: int
+    limit: float = 1.0  # requests per second per app at the provider
+    latency: float = 0.05
+
+    @property
+    def requests_per_app(self) -> int:
+        return 1 + self.segments  # one listing page (up to 300 segments) and one view each
+
+    def bound(self, rate: float) -> float:
+        """Seconds the slowest app needs at ``rate`` requests a second."""
+        return self.requests_per_app / rate
+
+    def app(self, i: int) -> tuple[str, str]:
+        return f"00000000-0000-4000-8000-{i:012d}", f"os_v2_app_agency_{i:06d}"
+
+
+AGENCY = Agency(apps=200, segments=20)
+QUICK_AGENCY = Agency(apps=40, segments=5)
+
+
+@dataclass
+class AgencyRun:
+    label: str
+    exit_code: int
+    requests: int
+    rate_limited: int
+    max_in_flight_per_app: int
+    peak_threads: int
+    peak_rss_mb: float
+    cpu: float  # seconds of CPU the process used, user and system
+    started: float  # wall clock, when the process was started
+    first_request: float
+    last_answer: float
+    ended: float
+    rows: int
+    wrong: int  # rows missing, repeated or with a count the emulator did not give
+
+    @property
+    def wall(self) -> float:
+        return self.ended - self.started
+
+    @property
+    def startup(self) -> float:
+        return self.first_request - self.started
+
+    def line(self, agency: Agency, pace: float) -> str:
+        share = self.rate_limited / max(1, self.requests)
+        return (
+            f"  {self.label:<10} {self.exit_code:>4} {self.rows:>6,} {self.wrong:>5} "
+            f"{self.requests:>6,} {self.rate_limited:>5} {share:>6.1%} "
+            f"{self.max_in_flight_per_app:>5} {self.peak_threads:>7} {self.peak_rss_mb:>6.0f} "
+            f"{self.cpu:>5.1f} {self.startup:>7.1f} "
+            f"{self.last_answer - self.first_request:>8.1f} {self.wall:>7.1f} "
+            f"{agency.bound(agency.limit):>7.1f} {agency.bound(pace):>7.1f} "
+            f"{(self.wall - self.startup) / agency.bound(agency.limit):>6.2f}"
+        )
+
+
+AGENCY_HEADER = (
+    f"  {'code':<10} {'exit':>4} {'rows':>6} {'wrong':>5} {'reqs':>6} {'429s':>5} {'share':>6} "
+    f"{'infl':>5} {'threads':>7} {'RSS MB':>6} {'cpu s':>5} {'start s':>7} {'fetch s':>8} "
+    f"{'wall s':>7} "
+    f"{'bound':>7} {'b@pace':>7} {'ratio':>6}"
+)
+
+
+def baseline_tree(workdir: Path) -> Path:
+    """The package as of BASELINE_COMMIT, unpacked from this repository's history."""
+    archive = workdir / "baseline.tar"
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive),
+         BASELINE_COMMIT, "segment_assets"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode:
+        raise SystemExit(
+            f"cannot unpack the baseline {BASELINE_COMMIT[:10]} from git ({done.stderr.strip()}); "
+            "run the bench from a clone with its history, or pass --no-baseline"
+        )
+    tree = workdir / "baseline"
+    tree.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def agency_env(agency: Agency, emu: Emulator, workdir: Path, pace: float) -> dict[str, str]:
+    """An accounts file listing every app, each key in a variable of its own."""
+    lines, env = ["onesignal:"], {}
+    for i in range(agency.apps):
+        app_id, key = agency.app(i)
+        lines += [f"  app_{i:04d}:", f"    app_id: {app_id}", f"    api_key_env: OS_APP_{i:04d}"]
+        env[f"OS_APP_{i:04d}"] = key
+    accounts = workdir / "segment_assets.yaml"
+    accounts.write_text("\n".join(lines) + "\n")
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "SEGMENT_ASSETS_WORKERS")
+    return {
+        **{k: v for k, v in os.environ.items() if k in keep},
+        **env,
+        "SEGMENT_ASSETS_CONFIG": str(accounts),
+        "SEGMENT_ASSETS_DUCKDB": str(workdir / "agency.duckdb"),
+        "ONESIGNAL_BASE_URL": f"{emu.url}/onesignal",
+        "ONESIGNAL_MAX_RPS": f"{pace:g}",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def status_of(pid: int) -> dict[str, int]:
+    """Its threads now and its peak RSS so far in kB (``VmHWM``: of this program, unlike
+    the rusage of a child, which counts the RSS its parent had when it was forked)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    return {key: int(fields[key].split()[0]) for key in ("Threads", "VmHWM") if key in fields}
+
+
+def agency_run(
+    label: str, code: Path, agency: Agency, emu: Emulator, workdir: Path, pace: float
+) -> AgencyRun:
+    """``python -m segment_assets snapshot`` of the OneSignal apps, run from ``code``."""
+    workdir.mkdir()
+    env = agency_env(agency, emu, workdir, pace)
+    where = subprocess.run(
+        [sys.executable, "-c", "import segment_assets; print(segment_assets.__file__)"],
+        cwd=code, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    if not where.startswith(str(code)):
+        raise SystemExit(f"{label}: python imports segment_assets from {where}, not from {code}")
+    emu.post("stats/reset")
+    log = (workdir / "run.log").open("w")
+    command = [sys.executable, "-m", "segment_assets", "snapshot", "--date", DAY.isoformat(),
+               "--provider", "onesignal"]  # fmt: skip
+    started = time.time()
+    process = subprocess.Popen(command, cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
+    peak = rss_kb = 0
+    while True:  # reaped here, so that its CPU time comes with it
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        now = status_of(process.pid)
+        peak = max(peak, now.get("Threads", 0))
+        rss_kb = max(rss_kb, now.get("VmHWM", 0))
+        time.sleep(0.02)
+    ended = time.time()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    log.close()
+    stats = emu.stats("onesignal")
+    rows, wrong = agency_rows(agency, emu, workdir / "agency.duckdb")
+    if process.returncode:
+        print((workdir / "run.log").read_text()[-3000:])
+    return AgencyRun(
+        label=label,
+        exit_code=process.returncode,
+        requests=stats["requests"],
+        rate_limited=stats["429"],
+        max_in_flight_per_app=max(stats["max_in_flight_by_account"].values(), default=0),
+        peak_threads=peak,
+        peak_rss_mb=rss_kb / 1024,
+        cpu=usage.ru_utime + usage.ru_stime,
+        started=started,
+        first_request=stats["first_request_at"] or ended,
+        last_answer=stats["last_answer_at"] or ended,
+        ended=ended,
+        rows=rows,
+        wrong=wrong,
+    )
+
+
+def agency_rows(agency: Agency, emu: Emulator, database: Path) -> tuple[int, int]:
+    """Rows stored, and rows wrong: each app's segments must be there once with the
+    emulator's count."""
+    import duckdb
+
+    if not database.exists():
+        return 0, agency.apps * agency.segments
+    with duckdb.connect(str(database), read_only=True) as conn:
+        stored = conn.sql(
+            "select account, segment_id, user_count from segments.onesignal_segments"
+        ).df()
+    truth = {
+        (app_id, item["id"]): item["subscriber_count"]
+        for app_id in (agency.app(i)[0] for i in range(agency.apps))
+        for item in emu.get("truth", provider="onesignal", account=app_id)  # type: ignore[union-attr]
+    }
+    got = {(a, s): c for a, s, c in stored.itertuples(index=False)}
+    wrong = len(stored) - len(got) + sum(1 for k, v in truth.items() if got.get(k) != v)
+    return len(stored), wrong
+
+
+def many_accounts(
+    agency: Agency, pace: float, baseline: bool, misses: list[str], quick: bool = False
+) -> None:
+    """The agency case: one snapshot of every app, this code next to the baseline's. The
+    ratio target holds for the full size only (in a quick run the fixed costs weigh more)."""
+    spec = {
+        "today": DAY.isoformat(),
+        "actionhub": [],
+        "usercom": [],
+        "onesignal": [[*agency.app(i), agency.segments, 0, 0] for i in range(agency.apps)],
+    }
+    print(
+        f"\nMany accounts: {agency.apps} OneSignal apps × {agency.segments} segments, each app "
+        f"held to a strict {agency.limit:g} request/s per endpoint (no burst), "
+        f"{agency.latency * 1000:.0f} ms latency; the client paces each app at {pace:g}/s"
+    )
+    print(
+        "  one process per code: python -m segment_assets snapshot --provider onesignal with "
+        "an accounts file; bound = requests per app / the provider's limit (the physical\n"
+        f"  bound, judged); b@pace = the same at the client's pace; ratio = (wall - start-up)"
+        f" / bound, target <= {TARGET_AGENCY_RATIO}; start-up = process start to its first "
+        "request;\n  fetch = first request to last answer; threads and RSS are the process's "
+        "peaks, cpu its CPU time; wrong = rows missing, repeated or with another count than the "
+        "emulator's"
+    )
+    print(AGENCY_HEADER)
+    with emulator_process(spec) as emu, tempfile.TemporaryDirectory() as tmp:
+        emu.post(
+            "faults",
+            {
+                "provider": "onesignal",
+                "rate_limit_rps": agency.limit,
+                "rate_limit_burst": 1,
+                "latency_ms": agency.latency * 1000,
+            },
+        )
+        now = agency_run("this code", ROOT, agency, emu, Path(tmp) / "now", pace)
+        print(now.line(agency, pace))
+        if baseline:
+            tree = baseline_tree(Path(tmp))
+            before = agency_run(BASELINE_COMMIT[:7], tree, agency, emu, Path(tmp) / "then", pace)
+            print(before.line(agency, pace))
+            print(f"    this code vs {BASELINE_COMMIT[:7]}: {before.wall / now.wall:.1f}× faster")
+    expected = agency.apps * agency.segments
+    ratio = (now.wall - now.startup) / agency.bound(agency.limit)
+    checks = [
+        (now.exit_code == 0, f"the snapshot exited {now.exit_code}"),
+        (now.rows == expected and not now.wrong, f"{now.rows} rows, {now.wrong} wrong"),
+        (
+            now.rate_limited < TARGET_429_SHARE * now.requests,
+            f"{now.rate_limited} 429s in {now.requests} requests",
+        ),
+        (ratio <= TARGET_AGENCY_RATIO or quick, f"ratio {ratio:.2f} > {TARGET_AGENCY_RATIO}"),
+        (now.peak_threads < TARGET_THREADS, f"{now.peak_threads} threads"),
+        (now.peak_rss_mb < TARGET_AGENCY_RSS_MB, f"peak RSS {now.peak_rss_mb:.0f} MB"),
+    ]
+    misses += [f"many accounts: {why}" for ok, why in checks if not ok]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     parser.add_argument(
         "--store-only", action="store_true", help="only the store case (no emulator)"
+    )
+    parser.add_argument("--accounts-only", action="store_true", help="only the many-accounts case")
+    parser.add_argument("--apps", type=int, help="OneSignal apps of the many-accounts case")
+    parser.add_argument("--app-segments", type=int, help="segments per app of that case")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=OneSignalResource.model_fields["max_requests_per_second"].default,
+        help="the client's pace per app in the many-accounts case (default: the project's)",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="many accounts: skip the baseline's run"
     )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--onesignal-rps", type=float, default=20.0)
@@ -526,6 +821,15 @@ def main() -> int:
         Pace("usercom", args.usercom_rps, 1, burst=math.ceil(args.usercom_rps)),
     ]
     misses: list[str] = []
+    agency = QUICK_AGENCY if args.quick else AGENCY
+    agency = Agency(
+        apps=args.apps or agency.apps,
+        segments=args.app_segments or agency.segments,
+        latency=args.latency_ms / 1000,
+    )
+    if args.accounts_only:
+        many_accounts(agency, args.pace, not args.no_baseline, misses, quick=args.quick)
+        return report(misses)
     if args.store_only:
         with tempfile.TemporaryDirectory() as tmp:
             store(Path(tmp), misses)
@@ -540,6 +844,7 @@ def main() -> int:
         memory(emu, misses)
         dagster_run(emu, Path(tmp))
         store(Path(tmp), misses)
+    many_accounts(agency, args.pace, not args.no_baseline, misses, quick=args.quick)
     return report(misses)
 
 

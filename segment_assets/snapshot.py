@@ -1,7 +1,9 @@
 """One provider's snapshot of one day across its accounts, each account on its own.
 
-Every account is fetched side by side with its own credentials, request budget and
-connection pool, and is all or nothing: a failed account never stops or spoils the others.
+Every account is fetched side by side — all of them at once, driven by one
+:mod:`~segment_assets.providers.scheduler` whose bounded pool of worker threads the accounts share —
+with its own credentials, request budget, lock and connection pool, and is all or nothing:
+a failed account never stops or spoils the others.
 What the partition then holds is decided here, from plain frames:
 
 * the accounts fetched now, with their new rows;
@@ -24,17 +26,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
-from segment_assets.providers import schema
+from segment_assets.config.environment import workers_from_env
+from segment_assets.providers import scheduler, schema
 from segment_assets.providers.resource import ProviderResource
-
-MAX_ACCOUNTS_IN_PARALLEL = 16
 
 Lock = Callable[[ProviderResource], AbstractContextManager[Any]]
 
@@ -164,6 +165,7 @@ def take_snapshot(
     log: Any = None,
     latest: dict[str, tuple[dt.date, int]] | None = None,
     guard: ShrinkGuard | None = None,
+    workers: int | None = None,
 ) -> Snapshot:
     """Fetch the accounts that need it, side by side, and compose the partition.
 
@@ -172,8 +174,10 @@ def take_snapshot(
     :func:`segment_assets.store.duckdb_files.latest_stored_counts`), which ``guard`` judges each new
     snapshot against. Raises the account's own error when the one account fetched failed,
     and :class:`SnapshotError` when several were fetched and all failed; nothing is stored
-    then.
+    then. ``workers`` bounds the requests in flight across all accounts (default
+    ``SEGMENT_ASSETS_WORKERS``); ``lock`` must wait through :func:`scheduler.sleep`.
     """
+    workers = workers_from_env() if workers is None else workers
     guard = guard or ShrinkGuard()
     latest = latest or {}
     notes: dict[str, str] = {}
@@ -201,13 +205,12 @@ def take_snapshot(
         return frame
 
     results: dict[int, pd.DataFrame | BaseException] = {}
-    if len(targets) == 1:
-        results[0] = _call(fetch, targets[0])
-    elif targets:
-        workers = min(len(targets), MAX_ACCOUNTS_IN_PARALLEL)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=provider) as pool:
-            futures = [pool.submit(_call, fetch, resource) for resource in targets]
-            results = {i: future.result() for i, future in enumerate(futures)}
+    calls = [partial(_call, fetch, resource) for resource in targets]
+    in_flight = max(1, sum(resource.max_concurrency for resource in targets))  # no more helps
+    paces = [resource.max_requests_per_second for resource in targets]
+    delays = scheduler.staggered([1 / rate if rate else 0.0 for rate in paces])
+    done = scheduler.run_side_by_side(calls, min(workers, in_flight), provider, delays)
+    results.update(enumerate(done))
 
     errors = [r for r in results.values() if isinstance(r, BaseException)]
     if targets and len(errors) == len(targets):

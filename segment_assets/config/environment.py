@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 from pydantic import ValidationError
 
-from segment_assets.config.errors import Problem, message, one_error
+from segment_assets.config.errors import ConfigurationError, Problem, message, one_error
 from segment_assets.config.settings import variables_model
 from segment_assets.providers import registry
 
@@ -82,3 +82,23 @@ def provider_resources_from_env(
             env_names=provider.single_account_variables(),
         )
     return resources
+
+
+WORKERS_ENV = "SEGMENT_ASSETS_WORKERS"
+DEFAULT_WORKERS = 64
+
+
+def workers_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """``SEGMENT_ASSETS_WORKERS``: the requests one provider step has in flight at once,
+    across all its accounts (the threads of its scheduler's pool); default 64."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(WORKERS_ENV) or "").strip()
+    if not raw:
+        return DEFAULT_WORKERS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{WORKERS_ENV} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{WORKERS_ENV} must be positive, got {raw!r}")
+    return value

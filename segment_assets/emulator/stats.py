@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from .config import PROVIDERS
@@ -19,6 +20,11 @@ def _empty() -> dict[str, Any]:
         "in_flight": 0,
         "max_in_flight": 0,
         "max_in_flight_by_account": {},
+        # wall-clock seconds (time.time(), comparable across processes): the first request
+        # admitted, the last answer counted, and both per account
+        "first_request_at": None,
+        "last_answer_at": None,
+        "span_by_account": {},
     }
 
 
@@ -26,6 +32,8 @@ class Stats:
     """``by_endpoint``/``by_account`` count requests; ``by_status`` counts answers by code;
     ``connections`` counts the TCP connections that carried the provider's requests (a
     client that keeps connections alive opens about as many as it has requests in flight).
+    ``span_by_account`` holds each account's first request and last answer (wall clock), so
+    a test can tell how many accounts were being served at once.
     """
 
     def __init__(self) -> None:
@@ -41,7 +49,11 @@ class Stats:
         d["by_endpoint"][endpoint] = d["by_endpoint"].get(endpoint, 0) + 1
         d["in_flight"] += 1
         d["max_in_flight"] = max(d["max_in_flight"], d["in_flight"])
+        now = time.time()
+        if d["first_request_at"] is None:
+            d["first_request_at"] = now
         if account is not None:
+            d["span_by_account"].setdefault(account, [now, now])
             d["by_account"][account] = d["by_account"].get(account, 0) + 1
             key = (provider, account)
             now = self._in_flight_by_account.get(key, 0) + 1
@@ -52,7 +64,9 @@ class Stats:
     def leave(self, provider: str, account: str | None, status: int) -> None:
         d = self._data[provider]
         d["in_flight"] -= 1
+        d["last_answer_at"] = now = time.time()
         if account is not None:
+            d["span_by_account"].setdefault(account, [now, now])[1] = now
             key = (provider, account)
             self._in_flight_by_account[key] = self._in_flight_by_account.get(key, 1) - 1
         code = str(status) if status else "reset"

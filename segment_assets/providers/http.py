@@ -7,6 +7,8 @@ not an attempt counter:
 
 * requests are paced by one :class:`~segment_assets.providers.ratelimit.RateLimiter` per client, and
   a ``Retry-After`` pauses *every* worker of the client, not only the one that received it;
+  inside a provider step's :mod:`~segment_assets.providers.scheduler` every wait (slot, pause,
+  backoff) is a timer of its loop and the exchange itself runs on a shared worker thread;
 * a 429 slows the pace down and is waited out, without using up the retries: only the
   account's time budget for being rate limited (``rate_limit_budget``) ends it;
 * 5xx, connection resets, timeouts, bodies that are not JSON and bodies of the wrong shape
@@ -33,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -41,7 +44,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import ReadTimeoutError
 
-from segment_assets.providers import answers
+from segment_assets.providers import answers, scheduler
 from segment_assets.providers.answers import FieldProblem
 from segment_assets.providers.errors import (
     BadShape,
@@ -284,7 +287,7 @@ class ProviderHTTP:
             if wait_hint is not None:
                 self.limiter.pause(wait)
             else:
-                time.sleep(wait)
+                scheduler.sleep(wait)
 
     def _wait_out_rate_limit(self, endpoint: str, outcome: _Outcome) -> None:
         """A 429: wait (every worker), slow the pace, and fail only past the time budget."""
@@ -319,8 +322,21 @@ class ProviderHTTP:
         endpoint: str,
         validate: Callable[[Any], None] | None,
     ) -> _Outcome:
-        """One try: the body, or a retryable problem. Non-retryable outcomes raise."""
-        sent_at = self.limiter.acquire()
+        """One try: the body, or a retryable problem. Non-retryable outcomes raise. It waits
+        for the client's slot, then exchanges (in a scheduler, on a shared worker)."""
+        exchange = partial(self._exchange, url, params, endpoint, validate)
+        return scheduler.send(self.limiter, exchange)
+
+    def _exchange(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None,
+        endpoint: str,
+        validate: Callable[[Any], None] | None,
+        sent_at: float,
+    ) -> _Outcome:
+        """Send the request whose slot was taken at ``sent_at`` and judge its answer."""
+        self.limiter.sent(self.limiter.now())  # it may leave later than its slot
         self._count("requests")
         limit = self.retry.request_deadline
         deadline = time.monotonic() + limit

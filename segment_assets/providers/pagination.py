@@ -3,8 +3,10 @@
 The three providers page in the three classic ways — page number (ActionHub), next link
 (User.com) and offset (OneSignal). Each strategy knows how to ask for its first page, how
 to check a page's shape, and which pages follow a page it has read; :func:`crawl` runs any
-number of strategies side by side over one bounded thread pool, so independent lists (and
-the remaining pages of a list whose size is known) are fetched concurrently.
+number of strategies side by side, at most ``max_workers`` requests in flight, so independent
+lists (and the remaining pages of a list whose size is known) are fetched concurrently. It
+runs in the provider step's :mod:`~segment_assets.providers.scheduler` (a request waiting for its
+turn costs no thread), or in a scheduler of its own when called alone.
 
 The strategies do not trust the provider: a total that changes between pages, a page that
 comes back short or full when it should not, or a next link that loops back are corrected
@@ -18,14 +20,16 @@ request, not a crawl of empty pages).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Hashable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from segment_assets.providers import scheduler
 from segment_assets.providers.http import BadShape, ProviderHTTP, ProviderPaginationError
 
 ItemCheck = Callable[[dict[str, Any]], None]
@@ -351,9 +355,13 @@ def crawl(
     raises, so a partial snapshot is never returned. A list that would run past the page
     cap, or contradicts itself, raises :class:`ProviderPaginationError`.
     """
-    pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix=http.provider)
-    running: dict[Future, tuple[Strategy, PageRequest]] = {}
     strategies = list(strategies)
+    if scheduler.current() is None:  # called alone: a scheduler of its own
+        call = partial(crawl, http, strategies, max_workers, on_page)
+        scheduler.run(call, workers=max(1, max_workers), name=http.provider)
+        return
+    pool = scheduler.Pool(max_workers)
+    running: dict[asyncio.Task[Any], tuple[Strategy, PageRequest]] = {}
     for strategy in strategies:
         if strategy.max_pages is None:
             strategy.max_pages = http.max_pages
@@ -386,7 +394,7 @@ def crawl(
         if waiting:
             submit(waiting[0], waiting[0].first())
         while running:
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            done = scheduler.first_completed(running)
             for future in done:
                 strategy, request = running.pop(future)
                 body = future.result()  # raises the request's error
@@ -397,4 +405,4 @@ def crawl(
                 if on_page is not None:
                     on_page(1)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()  # cancels what has not started, waits for what has

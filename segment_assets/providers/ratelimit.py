@@ -23,6 +23,7 @@ SLOWDOWN = 0.7  # each 429 multiplies the pace by this
 SETTLE = 0.97  # ... and the pace it recovers to, so a client at a strict limit settles under it
 FLOOR = 0.05  # never slower than this share of the configured pace
 RECOVERY = 0.02  # each success adds this share of the configured pace back
+LATE_TOLERANCE = 0.005  # seconds a request may leave after its slot without pushing the next
 
 
 class RateLimiter:
@@ -33,9 +34,12 @@ class RateLimiter:
     late (thread scheduling) does not push the schedule back, so such delays do not add up
     over a long run; a caller that arrives after its slot (the client was idle) or wakes
     more than half a slot late starts the schedule afresh from now, so no credit is saved
-    up and two requests are never closer than half a slot. :meth:`pause` holds every
-    caller, including one already waiting for its turn, until the given time: that is how
-    one 429's ``Retry-After`` stops the whole client.
+    up. But a request that *leaves* late (:meth:`sent`: it waited for a thread or a CPU after
+    taking its slot) by more than a few milliseconds pushes the next slot back by as much,
+    so two requests never reach the provider closer than the pace allows, which a strict
+    limit without burst would refuse. :meth:`pause` holds every caller, including one
+    already waiting for its turn, until the given time: that is how one 429's
+    ``Retry-After`` stops the whole client.
 
     :meth:`slow_down` (on a 429) and :meth:`recover` (on a success) move the pace between
     ``FLOOR`` and the configured rate. A limiter without a configured rate starts pacing at
@@ -65,6 +69,10 @@ class RateLimiter:
     def interval(self) -> float:
         return 0.0 if self._rate is None else 1.0 / self._rate
 
+    def now(self) -> float:
+        """The limiter's clock (seconds)."""
+        return self._clock()
+
     def acquire(self) -> float:
         """Wait for this caller's turn; return the time its slot began (clock seconds)."""
         started = self._clock()
@@ -75,12 +83,42 @@ class RateLimiter:
                 if ready <= now:
                     break
                 self._changed.wait(ready - now)
-            queued = started <= ready  # waited for this slot, rather than arriving after it
-            interval = self.interval
-            slot = ready if queued and now - ready <= interval / 2 else now
-            self._next = slot + interval
-            self._recent.append(now)
+            self._take(started, ready, now)
         return now
+
+    def wait_time(self) -> float:
+        """Seconds until the next slot comes (0: it has come), without taking it."""
+        with self._changed:
+            return max(0.0, max(self._next, self._paused_until) - self._clock())
+
+    def try_acquire(self, started: float) -> float | None:
+        """Take the next slot if it has come, without waiting: the time it began (clock
+        seconds), or None when it has not come (see :meth:`wait_time`). ``started`` is when
+        the caller began to wait (:meth:`now`), as :meth:`acquire` measures it. This is how
+        a scheduler that waits elsewhere (a timer, not a thread) takes slots."""
+        with self._changed:
+            now = self._clock()
+            ready = max(self._next, self._paused_until)
+            if ready > now:
+                return None
+            self._take(started, ready, now)
+        return now
+
+    def sent(self, at: float) -> None:
+        """The request of the slot last taken left at ``at`` (clock seconds): the next slot
+        comes no sooner than one interval after it, less ``LATE_TOLERANCE`` (at most half an
+        interval) of scheduling noise that is not worth slowing down for."""
+        with self._changed:
+            interval = self.interval
+            self._next = max(self._next, at + interval - min(LATE_TOLERANCE, interval / 2))
+
+    def _take(self, started: float, ready: float, now: float) -> None:
+        """Take the slot that came at ``ready`` at ``now``. Call with ``_changed`` held."""
+        queued = started <= ready  # waited for this slot, rather than arriving after it
+        interval = self.interval
+        slot = ready if queued and now - ready <= interval / 2 else now
+        self._next = slot + interval
+        self._recent.append(now)
 
     def pause(self, seconds: float) -> None:
         """Hold every caller until ``seconds`` from now."""

@@ -5,23 +5,28 @@ but on the SQLite instance that ``dagster dev`` uses two runs waiting for the sa
 both be granted its slot when it frees up (SQLite has no row locks), and their requests then
 stack on the provider's rate limit. This lock closes that gap: every snapshot of an account
 holds a file lock next to the DuckDB file, which every run writing to that file shares
-(DuckDB is a local file, so they all run on one machine).
+(DuckDB is a local file, so they all run on one machine). A run waiting for a lock polls it,
+and inside a provider step's scheduler each wait is a timer, not a thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
+from segment_assets.providers import scheduler
+
 LOCK_FOLDER = ".locks"
 DEFAULT_WAIT_SECONDS = 6 * 3600.0  # a OneSignal snapshot of a big app takes hours at 1 req/s
 NOTICE_AFTER_SECONDS = 1.0
+POLL_FIRST_SECONDS = 0.05
+POLL_MAX_SECONDS = 1.0
 
 
 class AccountBusyError(RuntimeError):
@@ -51,22 +56,58 @@ def account_lock(
     path = lock_path(database, provider, account)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path))
-    started = time.monotonic()
-    try:
-        lock.acquire(timeout=NOTICE_AFTER_SECONDS)
-    except Timeout:
-        if log is not None:
-            log.info(f"{label}: waiting for another run's snapshot of this account to finish")
+
+    def take() -> bool:
         try:
-            lock.acquire(timeout=max(0.0, wait_seconds - NOTICE_AFTER_SECONDS))
+            lock.acquire(blocking=False)
         except Timeout:
-            raise AccountBusyError(
-                f"{label}: another run kept this account's snapshot lock ({path}) for more "
-                f"than {wait_seconds:,.0f} s; is a run stuck?"
-            ) from None
-        if log is not None:
-            log.info(f"{label}: the other run finished after {time.monotonic() - started:.1f} s")
+            return False
+        return True
+
+    def busy() -> AccountBusyError:
+        return AccountBusyError(
+            f"{label}: another run kept this account's snapshot lock ({path}) for more "
+            f"than {wait_seconds:,.0f} s; is a run stuck?"
+        )
+
+    wait_until_taken(take, busy, label, log, wait_seconds)
     try:
         yield
     finally:
         lock.release()
+
+
+def wait_until_taken(
+    take: Callable[[], bool],
+    busy: Callable[[], Exception],
+    label: str,
+    log: Any = None,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+) -> None:
+    """Call ``take`` (one attempt at a lock, True when taken) until it succeeds, every
+    50 ms at first and then less often, saying in the log after a second that the account
+    waits and, once taken, how long it waited; raise ``busy()`` after ``wait_seconds``.
+
+    Waiting is :func:`~segment_assets.providers.scheduler.sleep`: inside a provider step's
+    scheduler a waiting account costs a timer, not a thread, and the other accounts go on
+    meanwhile.
+    """
+    started = time.monotonic()
+    deadline = started + wait_seconds
+    noticed = False
+    delay = POLL_FIRST_SECONDS
+    while not take():
+        now = time.monotonic()
+        if now >= deadline:
+            raise busy()
+        if not noticed and now - started >= NOTICE_AFTER_SECONDS:
+            noticed = True
+            if log is not None:
+                log.info(f"{label}: waiting for another run's snapshot of this account to finish")
+        pause = min(delay, deadline - now)
+        if not noticed:  # wake for the notice after a second
+            pause = min(pause, started + NOTICE_AFTER_SECONDS - now)
+        scheduler.sleep(max(0.0, pause))
+        delay = min(delay * 2, POLL_MAX_SECONDS)
+    if noticed and log is not None:
+        log.info(f"{label}: the other run finished after {time.monotonic() - started:.1f} s")
