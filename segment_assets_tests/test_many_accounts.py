@@ -16,15 +16,15 @@ import uuid
 
 import pandas as pd
 import pytest
-from segment_assets.locks import account_lock
-from segment_assets.ratelimit import LATE_TOLERANCE, RateLimiter
 
 from segment_assets.config import ConfigurationError
 from segment_assets.config.environment import workers_from_env
 from segment_assets.emulator import EmulatorConfig, OneSignalApp
 from segment_assets.providers import scheduler
 from segment_assets.providers.onesignal import OneSignalResource
+from segment_assets.providers.ratelimit import LATE_TOLERANCE, RateLimiter
 from segment_assets.snapshot import take_snapshot
+from segment_assets.store.file_locks import account_lock
 
 from .conftest import YESTERDAY
 from .resilience import FAST
