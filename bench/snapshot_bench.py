@@ -1,6 +1,6 @@
 """Snapshot benchmark: each provider client against the emulator, next to its theoretical bound.
 
-Run ``python bench/snapshot_bench.py`` (about twelve minutes), with ``--quick`` (about two
+Run ``python bench/snapshot_bench.py`` (about ten minutes), with ``--quick`` (about two
 minutes), with ``--store-only`` for the store case alone (no emulator; about a minute), or
 with ``--accounts-only`` for the many-accounts case alone (about six minutes; ``--apps``,
 ``--app-segments``, ``--pace`` and ``--no-baseline`` change it).

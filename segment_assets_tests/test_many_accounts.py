@@ -254,3 +254,30 @@ def test_a_request_that_leaves_late_pushes_the_next_slot_back_and_noise_does_not
     assert limiter.try_acquire(limiter.now()) == 101.0
     limiter.sent(101.3)  # it waited 300 ms for a CPU after taking its slot
     assert limiter.wait_time() == pytest.approx(1.3 - LATE_TOLERANCE)
+
+
+class Interrupted(BaseException):
+    """What a run's termination raises in the step (like Dagster's interrupt)."""
+
+
+def test_an_interrupted_step_stops_every_account_and_frees_their_locks(tmp_path):
+    database = str(tmp_path / "segment_assets.duckdb")
+    holding = []
+
+    def waits_for_its_turn() -> None:
+        with account_lock(database, "onesignal", "app-1", "OneSignal app-1"):
+            holding.append("app-1")
+            scheduler.sleep(30)
+
+    def is_interrupted() -> None:
+        scheduler.sleep(0.2)
+        raise Interrupted
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        scheduler.run_side_by_side([waits_for_its_turn, is_interrupted], workers=2)
+
+    assert time.monotonic() - started < 5
+    assert holding == ["app-1"]
+    with account_lock(database, "onesignal", "app-1", "again", wait_seconds=0.1):
+        pass  # freed when the interrupted step unwound
