@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from segment_assets.providers import scheduler
-from segment_assets.providers.http import ProviderHTTP, ProviderPaginationError
+from segment_assets.providers.errors import ProviderPaginationError
 from segment_assets.providers.pagination import PageProblem, PageRequest, Strategy, TooManyPages
+
+if TYPE_CHECKING:
+    from segment_assets.providers.http import ProviderHTTP
 
 T = TypeVar("T")
 

@@ -22,10 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from segment_assets.providers.http import BadShape, ProviderHTTP
+from segment_assets.providers.errors import BadShape
+
+if TYPE_CHECKING:
+    from segment_assets.providers.http import ProviderHTTP
 
 ItemCheck = Callable[[dict[str, Any]], None]
 ItemKey = Callable[[dict[str, Any]], Hashable]
