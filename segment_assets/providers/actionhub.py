@@ -16,8 +16,9 @@ from typing import Annotated, Any, ClassVar, Protocol
 import pandas as pd
 from pydantic import AfterValidator, Field, PositiveFloat, PositiveInt
 
+from segment_assets.providers.crawler import crawl
 from segment_assets.providers.http import ProviderHTTP, ProviderRequestError
-from segment_assets.providers.pagination import PageNumberStrategy, crawl
+from segment_assets.providers.pagination import PageNumberStrategy
 from segment_assets.providers.registry import ACTIONHUB, Provider
 from segment_assets.providers.resource import AccountsResource, ProviderResource
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame

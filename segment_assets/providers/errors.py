@@ -3,9 +3,10 @@ one has scrubbed it of every credential it holds."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from segment_assets.providers.answers import FieldProblem
+if TYPE_CHECKING:
+    from segment_assets.providers.answers import FieldProblem
 
 
 class ProviderError(RuntimeError):

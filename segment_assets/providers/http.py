@@ -1,51 +1,44 @@
-"""One HTTP layer for every provider.
+"""One HTTP client per provider account, and its retry loop.
 
 A :class:`ProviderHTTP` owns one pooled ``requests.Session`` for one provider account and
-gives the provider modules a single call, :meth:`ProviderHTTP.get_json`. Its retry loop is
-written here by hand rather than left to urllib3's ``Retry``, because what it must do is
-not an attempt counter:
+gives the provider modules a single call, :meth:`ProviderHTTP.get_json`: a loop around
+:func:`~segment_assets.providers.attempt.attempt` (one try: slot, send, judge). The loop
+is written here by hand rather than left to urllib3's ``Retry``, because what it must do
+is not an attempt counter:
 
-* requests are paced by one :class:`~segment_assets.providers.ratelimit.RateLimiter` per client, and
-  a ``Retry-After`` pauses *every* worker of the client, not only the one that received it;
-  inside a provider step's :mod:`~segment_assets.providers.scheduler` every wait (slot, pause,
-  backoff) is a timer of its loop and the exchange itself runs on a shared worker thread;
+* requests are paced by one :class:`~segment_assets.providers.ratelimit.RateLimiter` per
+  client, and a ``Retry-After`` pauses *every* worker of the client, not only the one that
+  received it; inside a provider step's :mod:`~segment_assets.providers.scheduler` every
+  wait (slot, pause, backoff) is a timer of its loop;
 * a 429 slows the pace down and is waited out, without using up the retries: only the
   account's time budget for being rate limited (``rate_limit_budget``) ends it;
 * 5xx, connection resets, timeouts, bodies that are not JSON and bodies of the wrong shape
-  (checked inside the loop) are retried up to ``max_retries`` times with exponential
-  backoff and jitter, honouring ``Retry-After`` in seconds or as an HTTP date (capped);
-  other 4xx fail at once, a 400 about the credentials like a 401/403;
-* every request has a connect timeout, a read timeout per read, and a total deadline: the
-  body is streamed and read in pieces, so a server that drips its answer is cut off at the
-  deadline and the attempt counts as a timeout;
-* redirects are followed by hand, and only on the configured host, so credentials are
-  never sent anywhere else (a link or redirect to another host is refused);
+  are retried up to ``max_retries`` times with exponential backoff and jitter, honouring
+  ``Retry-After`` in seconds or as an HTTP date (capped); what no retry can fix (other
+  4xx, a 400 about the credentials like a 401/403) fails at once;
+* the client keeps every request on the configured host (:meth:`ProviderHTTP.url_for`; the
+  redirects :mod:`~segment_assets.providers.wire` follows by hand pass through it too), so
+  credentials are never sent anywhere else;
 * errors are :class:`ProviderError` (or a subclass) naming provider, endpoint, status and
   the vendor's own message, scrubbed of every credential the client holds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
-import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import HTTPError as TransportError
-from urllib3.exceptions import ReadTimeoutError
 
-from segment_assets.providers import answers, scheduler
-from segment_assets.providers.answers import FieldProblem
+from segment_assets.providers import scheduler
+from segment_assets.providers.attempt import Outcome, attempt
 from segment_assets.providers.errors import (
     BadShape,
     ProviderAuthError,
@@ -78,11 +71,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_SAME_HOST_REDIRECTS = 5
 DEADLINE_MARGIN = 5.0  # the default deadline: the read timeout plus this
 DEFAULT_MAX_PAGES = 1000
-_READ_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -109,21 +99,8 @@ class RetrySettings:
         return base + random.random() * self.backoff_jitter
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    body: Any = None
-    problem: str | None = None
-    retry_after: float | None = None
-    status: int | None = None
-    sent_at: float = 0.0
-
-
 def _seconds(value: float) -> str:
     return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"
-
-
-class _DeadlinePassed(Exception):
-    """The request's total deadline passed while its answer was still arriving."""
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -150,7 +127,7 @@ class ProviderHTTP:
     whole (its rate-limit budget); ``settings`` maps a setting (``max_requests_per_second``,
     ``rate_limit_budget_seconds``, ``request_deadline_seconds``, ``max_pages``) to how the
     user names it, so errors say what to change. ``max_pages`` is the longest list, in
-    pages, that :func:`~segment_assets.providers.pagination.crawl` reads before it stops
+    pages, that :func:`~segment_assets.providers.crawler.crawl` reads before it stops
     with an error.
     """
 
@@ -218,7 +195,8 @@ class ProviderHTTP:
         """How the user names a setting of this client (for errors that say what to change)."""
         return self.settings.get(name, name)
 
-    def _count(self, key: str) -> None:
+    def count(self, key: str) -> None:
+        """Add one to a figure of :attr:`stats` (any worker may)."""
         with self._stats_lock:
             self.stats[key] += 1
 
@@ -259,29 +237,29 @@ class ProviderHTTP:
         """GET a JSON document, retrying transient faults; ``validate`` may raise BadShape."""
         url = self.url_for(path_or_url)
         endpoint = self.endpoint(url)
-        attempt = 0
+        tries = 0
         while True:
-            outcome = self._attempt(url, params, endpoint, validate)
+            outcome = attempt(self, url, params, endpoint, validate)
             if outcome.problem is None:
                 self.rate_limited.cleared()
                 self.limiter.recover()
                 return outcome.body
-            self._count("retries")
+            self.count("retries")
             if outcome.status == 429:
                 self._wait_out_rate_limit(endpoint, outcome)
                 continue
-            attempt += 1
-            if attempt > self.retry.max_retries:
+            tries += 1
+            if tries > self.retry.max_retries:
                 raise self.error(
                     ProviderUnavailableError if outcome.status != 200 else ProviderResponseError,
                     endpoint,
-                    f"gave up after {attempt} attempts; last problem: {outcome.problem}",
+                    f"gave up after {tries} attempts; last problem: {outcome.problem}",
                     status=outcome.status,
                 ) from None
             wait_hint = outcome.retry_after
-            wait = wait_hint if wait_hint is not None else self.retry.backoff(attempt)
+            wait = wait_hint if wait_hint is not None else self.retry.backoff(tries)
             self.log.warning(
-                f"{self.provider} {endpoint}: {outcome.problem}; retry {attempt} of "
+                f"{self.provider} {endpoint}: {outcome.problem}; retry {tries} of "
                 f"{self.retry.max_retries} in {wait:.1f}s"
             )
             if wait_hint is not None:
@@ -289,7 +267,7 @@ class ProviderHTTP:
             else:
                 scheduler.sleep(wait)
 
-    def _wait_out_rate_limit(self, endpoint: str, outcome: _Outcome) -> None:
+    def _wait_out_rate_limit(self, endpoint: str, outcome: Outcome) -> None:
         """A 429: wait (every worker), slow the pace, and fail only past the time budget."""
         spent = self.rate_limited.limited()
         wait = outcome.retry_after
@@ -314,159 +292,3 @@ class ProviderHTTP:
             f"waits {wait:.1f}s{pace_text} ({_seconds(spent)} of the {budget:g}s budget used)"
         )
         self.limiter.pause(wait)
-
-    def _attempt(
-        self,
-        url: str,
-        params: Mapping[str, Any] | None,
-        endpoint: str,
-        validate: Callable[[Any], None] | None,
-    ) -> _Outcome:
-        """One try: the body, or a retryable problem. Non-retryable outcomes raise. It waits
-        for the client's slot, then exchanges (in a scheduler, on a shared worker)."""
-        exchange = partial(self._exchange, url, params, endpoint, validate)
-        return scheduler.send(self.limiter, exchange)
-
-    def _exchange(
-        self,
-        url: str,
-        params: Mapping[str, Any] | None,
-        endpoint: str,
-        validate: Callable[[Any], None] | None,
-        sent_at: float,
-    ) -> _Outcome:
-        """Send the request whose slot was taken at ``sent_at`` and judge its answer."""
-        self.limiter.sent(self.limiter.now())  # it may leave later than its slot
-        self._count("requests")
-        limit = self.retry.request_deadline
-        deadline = time.monotonic() + limit
-        try:
-            response, content = self._fetch(url, params, endpoint, deadline)
-        except _DeadlinePassed:
-            return _Outcome(
-                problem=f"timed out: no complete answer within the {limit:g}s deadline "
-                f"({self.setting('request_deadline_seconds')})",
-                sent_at=sent_at,
-            )
-        except requests.Timeout:
-            return _Outcome(problem=f"timed out after {self.retry.read_timeout:g}s")
-        except requests.ConnectionError as exc:
-            return _Outcome(problem=f"connection failed ({type(exc).__name__})")
-        except (requests.RequestException, TransportError) as exc:  # e.g. a cut-off body
-            return _Outcome(problem=f"transport error ({type(exc).__name__})")
-        return self._judge(response, content, endpoint, validate, sent_at)
-
-    def _judge(
-        self,
-        response: requests.Response,
-        content: bytes,
-        endpoint: str,
-        validate: Callable[[Any], None] | None,
-        sent_at: float,
-    ) -> _Outcome:
-        status = response.status_code
-        try:
-            text = content.decode(response.encoding or "utf-8", errors="replace")
-        except LookupError:  # a charset Python does not know
-            text = content.decode("utf-8", errors="replace")
-        if status in RETRY_STATUSES:
-            wait = answers.retry_after(
-                response.headers.get("Retry-After"), self.retry.retry_after_max
-            )
-            if status == 429:
-                self._count("rate_limited")
-            said = answers.vendor_message(text)
-            problem = f"HTTP {status}" + (f" ({self.scrub(said)})" if said else "")
-            return _Outcome(problem=problem, retry_after=wait, status=status, sent_at=sent_at)
-        credentials = status in (401, 403) or (
-            status == 400 and answers.about_credentials(text, response.headers)
-        )
-        if credentials or status >= 400:
-            raise self.error(
-                ProviderAuthError if credentials else ProviderRequestError,
-                endpoint,
-                "credentials refused" if credentials else "request rejected",
-                status=status,
-                vendor_message=answers.vendor_message(text),
-                hint=self.auth_hint if credentials else None,
-                problems=tuple(
-                    FieldProblem(
-                        p.param,
-                        self.scrub(p.message),
-                        None if p.sent is None else self.scrub(p.sent),
-                        tuple(self.scrub(v) for v in p.permitted),
-                    )
-                    for p in answers.field_problems(text)
-                ),
-                body=answers.json_body(self.scrub(text or "")),
-            )
-        if status >= 300:
-            raise self.error(ProviderResponseError, endpoint, "unexpected redirect", status=status)
-        try:  # the charset the answer declares, else JSON's own detection
-            body = json.loads(text if response.encoding else content)
-        except ValueError:
-            snippet = re.sub(r"\s+", " ", text[:80])
-            return _Outcome(problem=f"body is not valid JSON (starts {snippet!r})", status=200)
-        if validate is not None:
-            try:
-                validate(body)
-            except BadShape as exc:
-                return _Outcome(problem=f"unexpected body: {exc}", status=200)
-        return _Outcome(body=body, status=200)
-
-    def _fetch(
-        self,
-        url: str,
-        params: Mapping[str, Any] | None,
-        endpoint: str,
-        deadline: float,
-    ) -> tuple[requests.Response, bytes]:
-        """The answer and its whole body, following same-host redirects, by ``deadline``."""
-        for _ in range(MAX_SAME_HOST_REDIRECTS + 1):
-            response = self.session.get(
-                url,
-                params=params,
-                timeout=(self._within(deadline, self.retry.connect_timeout), self._read(deadline)),
-                allow_redirects=False,
-                stream=True,
-            )
-            if not response.is_redirect:
-                return response, self._read_body(response, deadline)
-            response.close()
-            location = urljoin(url, response.headers.get("Location", ""))
-            url = self.url_for(location)  # raises UnsafeURLError for another host
-            params = None
-        raise self.error(ProviderResponseError, endpoint, "too many redirects")
-
-    def _within(self, deadline: float, timeout: float) -> float:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _DeadlinePassed
-        return min(timeout, remaining)
-
-    def _read(self, deadline: float) -> float:
-        return self._within(deadline, self.retry.read_timeout)
-
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
-        """Read the body a piece at a time, each read waiting no longer than the deadline
-        leaves, so a body that arrives a byte at a time cannot hold the request past it."""
-        raw = response.raw
-        sock = getattr(getattr(raw, "connection", None), "sock", None)
-        pieces = []
-        try:
-            while True:
-                timeout = self._read(deadline)
-                if sock is not None:
-                    sock.settimeout(timeout)
-                try:
-                    piece = raw.read1(_READ_SIZE, decode_content=True)  # gzip and the like
-                except ReadTimeoutError:
-                    if time.monotonic() >= deadline:
-                        raise _DeadlinePassed from None
-                    raise requests.Timeout from None
-                if not piece:
-                    return b"".join(pieces)
-                pieces.append(piece)
-        except _DeadlinePassed:
-            response.close()  # the connection is mid-answer: never reuse it
-            raise

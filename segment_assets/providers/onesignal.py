@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import partial
 from typing import Any, ClassVar
 
 import pandas as pd
 from pydantic import Field, PositiveFloat, PositiveInt
 
+from segment_assets.providers.crawler import Progress, crawl, map_requests
 from segment_assets.providers.http import (
     BadShape,
     ProviderAuthError,
@@ -17,7 +19,7 @@ from segment_assets.providers.http import (
     ProviderHTTP,
     ProviderRequestError,
 )
-from segment_assets.providers.pagination import OffsetStrategy, Progress, SingleStrategy, crawl
+from segment_assets.providers.pagination import OffsetStrategy
 from segment_assets.providers.registry import ONESIGNAL, Provider
 from segment_assets.providers.resource import AccountsResource, ProviderResource
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
@@ -50,7 +52,9 @@ def headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Key {api_key}", "Accept": "application/json"}
 
 
-def _check_view(body: dict[str, Any]) -> None:
+def _check_view(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise BadShape(f"expected a JSON object, got {type(body).__name__}")
     check_fields(body, _VIEW)
     payload = body.get("payload")
     if payload is not None and not isinstance(payload, dict):
@@ -130,52 +134,40 @@ def fetch_onesignal(
     crawl(http, [listing], max_workers=1)
     listed = {s["id"]: s for s in listing.items()}  # a repeated id is viewed once
 
-    skipped: dict[str, list[str]] = {"user_based": [], "deleted": []}
+    user_based: list[str] = []
+    deleted: list[str] = []
 
-    def tolerate(segment_id: str):
-        def handle(exc: Exception) -> dict[str, Any] | None:
-            if isinstance(exc, ProviderError) and is_user_based(exc):
-                skipped["user_based"].append(segment_id)
-                if said_user_based(exc):
-                    return {"__uncountable__": True}
-                return {"__uncountable__": True, "__problem__": _unknown_400(exc)}
-            if isinstance(exc, ProviderError) and is_deleted(exc):
-                skipped["deleted"].append(segment_id)
+    def view(segment_id: str) -> dict[str, Any] | None:
+        """The segment's row, or None when it was deleted since the listing."""
+        try:
+            body = http.get_json(
+                f"{base}/{segment_id}", {"include-segment-detail": "true"}, validate=_check_view
+            )
+        except ProviderError as exc:
+            if is_user_based(exc):
+                user_based.append(segment_id)
+                problem = None if said_user_based(exc) else _unknown_400(exc)
+                return _row(listed[segment_id], None, problem)
+            if is_deleted(exc):
+                deleted.append(segment_id)
                 return None
-            if isinstance(exc, ProviderError) and exc.status == 404:
+            if exc.status == 404:
                 raise _not_a_deletion(exc, app_id) from None
-            raise exc
+            raise
+        return _row(listed[segment_id], body)
 
-        return handle
-
-    views = {
-        segment_id: SingleStrategy(
-            path=f"{base}/{segment_id}",
-            items_key="",
-            params={"include-segment-detail": "true"},
-            body_check=_check_view,
-            tolerate=tolerate(segment_id),
-            log=log,
-        )
-        for segment_id in listed
-    }
-    progress = Progress(f"OneSignal {app_id}", total=len(views), log=log)
-    crawl(http, views.values(), max_workers=max_concurrency, on_page=progress)
-
-    rows = []
-    for segment_id, strategy in views.items():
-        found = strategy.items()
-        if not found:
-            continue
-        rows.append(_row(listed[segment_id], found[0]))
-    if log is not None and skipped["deleted"]:
+    calls = [partial(view, segment_id) for segment_id in listed]
+    progress = Progress(f"OneSignal {app_id}", total=len(calls), log=log)
+    viewed = map_requests(http, calls, max_workers=max_concurrency, on_done=progress)
+    rows = [row for row in viewed if row is not None]
+    if log is not None and deleted:
         log.warning(
-            f"OneSignal: {len(skipped['deleted'])} segment(s) were deleted between listing "
-            f"and viewing and are left out: {', '.join(skipped['deleted'][:10])}"
+            f"OneSignal: {len(deleted)} segment(s) were deleted between listing "
+            f"and viewing and are left out: {', '.join(deleted[:10])}"
         )
-    if log is not None and skipped["user_based"]:
+    if log is not None and user_based:
         log.info(
-            f"OneSignal: {len(skipped['user_based'])} user-based segment(s) cannot be counted "
+            f"OneSignal: {len(user_based)} user-based segment(s) cannot be counted "
             f"through the API; stored with user_count NULL and countable false"
         )
     frame = to_frame(
@@ -205,20 +197,23 @@ def _not_a_deletion(error: ProviderError, app_id: str) -> ProviderRequestError:
     )
 
 
-def _row(listed: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
-    uncountable = view.get("__uncountable__", False)
-    payload = view.get("payload") or {}
+def _row(
+    listed: dict[str, Any], view: dict[str, Any] | None, problem: str | None = None
+) -> dict[str, Any]:
+    """A segment's row from its listing and its view; ``view`` None: the API cannot count it
+    (user-based), ``problem`` says why when the 400 did not name the reason."""
+    payload = (view or {}).get("payload") or {}
     filters = payload.get("filters")
     return {
         "segment_id": listed["id"],
         "segment_name": payload.get("name") or listed["name"],
-        "user_count": None if uncountable else view.get("subscriber_count"),
-        "problem": view.get("__problem__"),
+        "user_count": None if view is None else view.get("subscriber_count"),
+        "problem": problem,
         "description": payload.get("description"),
         "source": payload.get("source"),
         "created_at": payload.get("created_at", listed.get("created_at")),
         "filters": None if filters is None else json.dumps(filters, sort_keys=True),
-        "countable": not uncountable,
+        "countable": view is not None,
     }
 
 

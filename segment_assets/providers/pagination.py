@@ -1,36 +1,34 @@
-"""Pagination as small strategy objects, driven by one concurrent crawler.
+"""Pagination as small strategy objects, one per way of paging.
 
 The three providers page in the three classic ways — page number (ActionHub), next link
 (User.com) and offset (OneSignal). Each strategy knows how to ask for its first page, how
-to check a page's shape, and which pages follow a page it has read; :func:`crawl` runs any
-number of strategies side by side, at most ``max_workers`` requests in flight, so independent
-lists (and the remaining pages of a list whose size is known) are fetched concurrently. It
-runs in the provider step's :mod:`~segment_assets.providers.scheduler` (a request waiting for its
-turn costs no thread), or in a scheduler of its own when called alone.
+to check a page's shape, and which pages follow a page it has read;
+:func:`~segment_assets.providers.crawler.crawl` fetches the pages of any number of
+strategies side by side.
 
 The strategies do not trust the provider: a total that changes between pages, a page that
 comes back short or full when it should not, or a next link that loops back are corrected
 and said in the log. Every list ends: a page that only repeats segments already read stops
-its list (what was new is kept, and the log says so), a list longer than the client's page
-cap (``max_pages``) fails with :class:`~segment_assets.providers.http.ProviderPaginationError`, and
-so does a page-number list whose page is empty although its own total says it holds items
-(ActionHub pages are requested a window at a time, so a total in the millions costs one
-request, not a crawl of empty pages).
+its list (what was new is kept, and the log says so); a list longer than the client's page
+cap (``max_pages``), or a page-number list whose page is empty although its own total says
+it holds items, is a :class:`PageProblem`, which the crawler raises as
+:class:`~segment_assets.providers.http.ProviderPaginationError` (ActionHub pages are
+requested a window at a time, so a total in the millions costs one request, not a crawl of
+empty pages).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from segment_assets.providers import scheduler
-from segment_assets.providers.http import BadShape, ProviderHTTP, ProviderPaginationError
+from segment_assets.providers.errors import BadShape
+
+if TYPE_CHECKING:
+    from segment_assets.providers.http import ProviderHTTP
 
 ItemCheck = Callable[[dict[str, Any]], None]
 ItemKey = Callable[[dict[str, Any]], Hashable]
@@ -286,123 +284,3 @@ class OffsetStrategy(Strategy):
             else:
                 return []
         return [self._request(offset + count)]
-
-
-@dataclass
-class SingleStrategy(Strategy):
-    """One request, one object (OneSignal's view): the body itself is the item.
-
-    ``tolerate`` may turn a ProviderError into a replacement body (or None to drop it).
-    """
-
-    body_check: Callable[[Any], None] | None = None
-    tolerate: Callable[[Exception], dict[str, Any] | None] | None = None
-    items_key: str = ""
-
-    def validate(self, body: Any) -> None:
-        if not isinstance(body, dict):
-            raise BadShape(f"expected a JSON object, got {type(body).__name__}")
-        if self.body_check is not None:
-            self.body_check(body)
-
-    def fetch(self, http: ProviderHTTP, request: PageRequest) -> Any:
-        try:
-            return super().fetch(http, request)
-        except Exception as exc:
-            if self.tolerate is None:
-                raise
-            return {"__replacement__": self.tolerate(exc)}
-
-    def accept(self, request: PageRequest, body: Any) -> list[PageRequest]:
-        if "__replacement__" in body:
-            body = body["__replacement__"]
-        self.pages[request.order] = [] if body is None else [body]
-        return []
-
-
-@dataclass
-class Progress:
-    """An ``on_page`` callback for :func:`crawl` when each page is one of ``total`` known
-    units (OneSignal's one view per segment): logs ``done/total`` every ``every_seconds``
-    and once at the end, so a long snapshot shows how far it is."""
-
-    label: str
-    total: int
-    log: Any = None
-    every_seconds: float = 10.0
-    done: int = 0
-    last: float = field(default_factory=time.monotonic)
-
-    def __call__(self, pages: int) -> None:
-        self.done += pages
-        now = time.monotonic()
-        if self.log is not None and (
-            self.done >= self.total or now - self.last >= self.every_seconds
-        ):
-            self.last = now
-            self.log.info(f"{self.label}: {self.done}/{self.total} segments")
-
-
-def crawl(
-    http: ProviderHTTP,
-    strategies: Iterable[Strategy],
-    max_workers: int,
-    on_page: Callable[[int], None] | None = None,
-) -> None:
-    """Fetch every page of every strategy with at most ``max_workers`` requests in flight.
-
-    Any failure cancels what is still queued and is raised: a crawl either completes or
-    raises, so a partial snapshot is never returned. A list that would run past the page
-    cap, or contradicts itself, raises :class:`ProviderPaginationError`.
-    """
-    strategies = list(strategies)
-    if scheduler.current() is None:  # called alone: a scheduler of its own
-        call = partial(crawl, http, strategies, max_workers, on_page)
-        scheduler.run(call, workers=max(1, max_workers), name=http.provider)
-        return
-    pool = scheduler.Pool(max_workers)
-    running: dict[asyncio.Task[Any], tuple[Strategy, PageRequest]] = {}
-    for strategy in strategies:
-        if strategy.max_pages is None:
-            strategy.max_pages = http.max_pages
-
-    def submit(strategy: Strategy, request: PageRequest) -> None:
-        running[pool.submit(strategy.fetch, http, request)] = (strategy, request)
-
-    def follow(strategy: Strategy, request: PageRequest, body: Any) -> None:
-        try:
-            follows = strategy.accept(request, body)
-            if strategy.requested + len(follows) > (strategy.max_pages or math.inf):
-                raise TooManyPages(f"it goes on past {strategy.max_pages:,} pages")
-        except PageProblem as exc:
-            hint = ""
-            if isinstance(exc, TooManyPages):
-                hint = f". Raise {http.setting('max_pages')} if the list really is that long"
-            raise http.error(
-                ProviderPaginationError,
-                http.endpoint(http.url_for(strategy.path)),
-                f"{strategy.label or 'the list'}: {exc}{hint}",
-            ) from None
-        strategy.requested += len(follows)
-        for request in follows:
-            submit(strategy, request)
-
-    try:
-        # The first request goes alone: if the credentials are refused, that is the only
-        # request made; once it succeeds, everything else fans out.
-        waiting = strategies
-        if waiting:
-            submit(waiting[0], waiting[0].first())
-        while running:
-            done = scheduler.first_completed(running)
-            for future in done:
-                strategy, request = running.pop(future)
-                body = future.result()  # raises the request's error
-                follow(strategy, request, body)
-                for other in waiting[1:]:
-                    submit(other, other.first())
-                waiting = []
-                if on_page is not None:
-                    on_page(1)
-    finally:
-        pool.shutdown()  # cancels what has not started, waits for what has

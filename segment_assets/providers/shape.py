@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any
 
-from segment_assets.providers.http import BadShape
+from segment_assets.providers.errors import BadShape
 
 INT = "integer"
 NUMBER = "number"

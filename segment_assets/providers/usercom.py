@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 import pandas as pd
 from pydantic import Field, PositiveFloat
 
+from segment_assets.providers.crawler import crawl
 from segment_assets.providers.http import ProviderHTTP
-from segment_assets.providers.pagination import NextLinkStrategy, crawl
+from segment_assets.providers.pagination import NextLinkStrategy
 from segment_assets.providers.registry import USERCOM, Provider
 from segment_assets.providers.resource import AccountsResource, ProviderResource
 from segment_assets.providers.schema import drop_duplicate_segments, to_frame
