@@ -7,15 +7,14 @@ import time
 import pandas as pd
 import pytest
 
-from segment_assets.defs.alerts import (
+from segment_assets.defs.alert_payload import (
     MAX_DROPS_PER_ALERT,
     PAYLOAD_VERSION,
     SLACK_LINES,
     AlertPayloadError,
     DropAlert,
-    DropAlerts,
-    alerts_from_env,
 )
+from segment_assets.defs.alerts import DropAlerts, alerts_from_env
 
 from .drop_story import ERROR_DROP, VANISHED_DROP, drop_frame
 from .webhook_receiver import free_port

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from segment_assets.defs import drops
-from segment_assets.defs.alerts import DropAlert, DropAlerts
+from segment_assets.defs.alert_payload import DropAlert
+from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
 from segment_assets.defs.sensors import (
     CursorError,

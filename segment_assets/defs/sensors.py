@@ -32,7 +32,8 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from segment_assets.defs.alerts import AlertPayloadError, DropAlert, DropAlerts, log_text
+from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert, log_text
+from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.assets import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops_by_table
 from segment_assets.store.duckdb_files import StorageError, database_path

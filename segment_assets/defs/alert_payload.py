@@ -1,0 +1,294 @@
+"""What a drop alert says: its JSON payload (read back by the sensor), its log and Slack text.
+
+An alert groups the drops of one provider account on one partition (``kind`` ``drops``), or
+says that one account could not be snapshotted while the others were (``kind``
+``snapshot_failed``, with ``error`` and no drops). Channels: the Dagster log
+(always), a Slack incoming webhook (``SLACK_WEBHOOK_URL``) and a generic JSON webhook
+(``ALERT_WEBHOOK_URL``). Webhook URLs carry secrets: they are never logged, and delivery
+errors are reported by type and status only.
+
+The JSON webhook receives (version 1)::
+
+    {"version": 1, "kind": "drops", "partition": "2025-03-01", "provider": "onesignal",
+     "account": "<app id>", "account_name": "<its name in words, or null>",
+     "asset": "onesignal_segments", "url": "<link to the partition>",
+     "drop_count": 1, "error_count": 1, "truncated": false,
+     "drops": [{"segment_id": "…", "segment_name": "…", "account": "…", "before": 5400,
+                "user_count": 510, "expected": 5380.0, "drop_pct": 90.5,
+                "severity": "ERROR", "vanished": false,
+                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected"}]}
+
+``drops`` lists at most ``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count``
+counts them all and ``truncated`` says whether some were left out. A vanished segment has
+``"vanished": true``, ``user_count`` and ``drop_pct`` null. Within a version fields may be
+added, never changed; :meth:`DropAlert.from_payload` (how the drop sensor reads back an alert
+it could not deliver yet) refuses a payload of another version with
+:class:`AlertPayloadError` instead of reading it as this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from segment_assets.detection import is_vanished
+from segment_assets.providers import registry
+
+PAYLOAD_VERSION = 1
+DEFAULT_WEBSERVER_URL = "http://localhost:3000"
+MAX_DROPS_PER_ALERT = 100  # the JSON payload lists at most this many; drop_count has all
+SLACK_LINES = 15
+DROP_FIELDS = (
+    "segment_id",
+    "segment_name",
+    "account",
+    "before",
+    "user_count",
+    "expected",
+    "drop_pct",
+    "severity",
+    "reason",
+)
+
+
+def asset_url(webserver_url: str, asset: str, partition: str) -> str:
+    """The partition's page in the Dagster UI (materialisation, checks and their metadata)."""
+    base = webserver_url.rstrip("/")
+    return f"{base}/assets/{quote(asset)}?view=partitions&partition={quote(partition)}"
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 1)
+    return value
+
+
+DROPS = "drops"
+SNAPSHOT_FAILED = "snapshot_failed"
+PAYLOAD_FIELDS = (
+    "version",
+    "asset",
+    "provider",
+    "account",
+    "partition",
+    "url",
+    "drops",
+    "drop_count",
+    "error_count",
+)
+
+
+class AlertPayloadError(ValueError):
+    """A payload this code cannot read back: another version, or fields of version 1 missing."""
+
+
+@dataclass(frozen=True)
+class DropAlert:
+    """One message: the drops of one provider account on one partition, or (``kind``
+    ``snapshot_failed``) an account that could not be snapshotted while the others were."""
+
+    asset: str
+    provider: str
+    account: str | None
+    partition: str
+    url: str
+    drops: tuple[dict[str, Any], ...]
+    drop_count: int
+    errors: int = field(default=0)
+    account_name: str | None = None
+    kind: str = DROPS
+    error: str | None = None
+
+    @classmethod
+    def from_drops(
+        cls,
+        asset: str,
+        partition: str,
+        drops: pd.DataFrame,
+        webserver_url: str,
+        account_name: str | None = None,
+    ) -> DropAlert:
+        """Build the alert from a :func:`segment_assets.defs.drops.flag_drops` frame (the drops
+        of one account; ``account_name`` is its name in words, if it has one)."""
+        provider = registry.by_table(asset).name
+        accounts = sorted(drops["account"].dropna().astype(str).unique())
+        shown = drops.head(MAX_DROPS_PER_ALERT).copy()
+        shown["vanished"] = is_vanished(shown)
+        records = tuple(
+            {name: _json_value(row.get(name)) for name in (*DROP_FIELDS, "vanished")}
+            for row in shown.to_dict("records")
+        )
+        return cls(
+            asset=asset,
+            provider=provider,
+            account=", ".join(accounts) if accounts else None,
+            partition=partition,
+            url=asset_url(webserver_url, asset, partition),
+            drops=records,
+            drop_count=len(drops),
+            errors=int((drops["severity"] == "ERROR").sum()),
+            account_name=account_name or None,
+        )
+
+    @classmethod
+    def snapshot_failed(
+        cls,
+        asset: str,
+        partition: str,
+        account: str,
+        error: str,
+        webserver_url: str,
+        account_name: str | None = None,
+    ) -> DropAlert:
+        """An account whose snapshot failed on a partition that stored the other accounts."""
+        return cls(
+            asset=asset,
+            provider=registry.by_table(asset).name,
+            account=account,
+            partition=partition,
+            url=asset_url(webserver_url, asset, partition),
+            drops=(),
+            drop_count=0,
+            account_name=account_name or None,
+            kind=SNAPSHOT_FAILED,
+            error=error,
+        )
+
+    @property
+    def key(self) -> str:
+        key = f"{self.asset}|{self.partition}|{self.account or ''}"
+        return key if self.kind == DROPS else f"{key}|{self.kind}"
+
+    def payload(self) -> dict[str, Any]:
+        """The documented JSON body (version 1)."""
+        body = {
+            "version": PAYLOAD_VERSION,
+            "kind": self.kind,
+            "partition": self.partition,
+            "provider": self.provider,
+            "account": self.account,
+            "account_name": self.account_name,
+            "asset": self.asset,
+            "url": self.url,
+            "drop_count": self.drop_count,
+            "error_count": self.errors,
+            "truncated": self.drop_count > len(self.drops),
+            "drops": list(self.drops),
+        }
+        if self.kind == SNAPSHOT_FAILED:
+            body["error"] = self.error
+        return body
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> DropAlert:
+        """The alert a :meth:`payload` describes. Fields added later within the version are
+        ignored; a payload of another version, or without a field of this one, raises
+        :class:`AlertPayloadError`."""
+        version = payload.get("version")
+        if version is None:
+            raise AlertPayloadError("the alert payload has no version")
+        if type(version) is not int or version != PAYLOAD_VERSION:
+            raise AlertPayloadError(
+                f"the alert payload has version {version!r}, and this code reads version "
+                f"{PAYLOAD_VERSION} only"
+            )
+        missing = [name for name in PAYLOAD_FIELDS if name not in payload]
+        if missing:
+            raise AlertPayloadError(
+                f"the version {PAYLOAD_VERSION} alert payload lacks {', '.join(missing)}"
+            )
+        kind = payload.get("kind", DROPS)  # payloads from before snapshot_failed have no kind
+        if kind not in (DROPS, SNAPSHOT_FAILED):
+            raise AlertPayloadError(f"the alert payload has an unknown kind {kind!r}")
+        drops = tuple(payload["drops"])
+        return cls(
+            asset=payload["asset"],
+            provider=payload["provider"],
+            account=payload["account"],
+            partition=payload["partition"],
+            url=payload["url"],
+            drops=drops,
+            drop_count=payload["drop_count"],
+            errors=payload["error_count"],
+            account_name=payload.get("account_name"),
+            kind=payload.get("kind", DROPS),
+            error=payload.get("error"),
+        )
+
+    def account_words(self) -> str:
+        """``Mobile app (e4b8d2c6-…)`` for a named account, ``account e4b8d2c6-…`` else."""
+        if self.account_name:
+            return f"{self.account_name} ({self.account})"
+        return f"account {self.account}"
+
+    def headline(self) -> str:
+        label = registry.label(self.provider)
+        if self.kind == SNAPSHOT_FAILED:
+            return (
+                f"{label} {self.account_words()} could not be snapshotted for "
+                f"{self.partition}; the other accounts were stored"
+            )
+        noun = "segment" if self.drop_count == 1 else "segments"
+        where = (
+            f"in {self.account_name} ({self.account}, {self.errors} ERROR)"
+            if self.account_name
+            else f"(account {self.account}, {self.errors} ERROR)"
+        )
+        return f"{self.drop_count} {label} {noun} dropped on {self.partition} {where}"
+
+    def lines(self) -> list[str]:
+        """The body: one line a drop (with "… and N more"), or the failure's error."""
+        if self.kind == SNAPSHOT_FAILED:
+            return [str(self.error)]
+        lines = [drop_line(d) for d in self.drops]
+        if self.drop_count > len(lines):
+            lines.append(f"… and {self.drop_count - len(lines)} more")
+        return lines
+
+
+def _count(value: Any) -> str:
+    return "?" if value is None else f"{int(value):,}"
+
+
+def drop_line(drop: dict[str, Any]) -> str:
+    """ "name (id): 5,400 → 510 (−91 %) ERROR"; vanished segments say so."""
+    name = drop.get("segment_name") or drop["segment_id"]
+    label = f"{name} ({drop['segment_id']})" if drop.get("segment_name") else str(name)
+    before = drop["before"] if drop.get("before") is not None else drop.get("expected")
+    if drop.get("vanished"):
+        return f"{label}: {_count(before)} → gone (vanished) {drop['severity']}"
+    pct = drop.get("drop_pct")
+    pct_text = f"−{pct:.0f} %" if pct is not None else "?"
+    return (
+        f"{label}: {_count(before)} → {_count(drop['user_count'])} ({pct_text}) {drop['severity']}"
+    )
+
+
+def log_text(alert: DropAlert) -> str:
+    lines = alert.lines()
+    return f"{alert.headline()}: {alert.url}\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(alert: DropAlert) -> dict[str, Any]:
+    """A Slack incoming-webhook body: a headline linking to the partition, one line a drop."""
+    if alert.kind == SNAPSHOT_FAILED:
+        lines = [_slack_escape(line) for line in alert.lines()]
+    else:
+        shown = alert.drops[:SLACK_LINES]
+        lines = [f"• {_slack_escape(drop_line(d))}" for d in shown]
+        if alert.drop_count > len(shown):
+            lines.append(f"… and {alert.drop_count - len(shown)} more")
+    headline = _slack_escape(alert.headline())
+    text = f":rotating_light: *{headline}* — <{alert.url}|open in Dagster>\n" + "\n".join(lines)
+    return {"text": text}
