@@ -113,17 +113,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, str]]:
-    """(step, error class, message) of every failed step: the first error that is not
-    Dagster's own wrapper, i.e. what the asset raised."""
+    """(step, error class, message) of every failed step, and of resources that could not
+    start (the store, before any step): the first error that is not Dagster's own wrapper,
+    i.e. what the asset or the resource raised."""
     found = []
     for event in result.all_events:
-        if event.event_type_value != "STEP_FAILURE":
+        if event.event_type_value not in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE"):
             continue
         error = event.event_specific_data.error
         while error.cause is not None and error.cls_name.startswith("Dagster"):
             error = error.cause
         message = re.sub(rf"^[\w.]*{error.cls_name}: ", "", error.message.strip())
-        found.append((event.step_key or "", error.cls_name, message))
+        found.append((event.step_key or "resources", error.cls_name, message))
     return found
 
 
