@@ -482,6 +482,23 @@ def test_threads_of_one_process_take_turns_and_many_accounts_share_one_connectio
     assert database.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
 
 
+def test_every_session_asks_the_server_to_notice_a_vanished_machine_within_a_minute(database):
+    store = PostgresStore(database.url + "?options=-c%20search_path%3Dpublic")
+    with store.connect() as conn:
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('tcp_keepalives_idle', "
+                "'tcp_keepalives_interval', 'tcp_keepalives_count', 'search_path')"
+            ).fetchall()
+        )
+    assert settings == {
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_interval": "10",
+        "tcp_keepalives_count": "3",
+        "search_path": "public",  # the URL's own options are kept
+    }
+
+
 def test_a_lock_dies_with_the_session_of_its_holder(pg, database, said):
     log, handler = said
     holder = PostgresStore(pg.url.conninfo)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from segment_assets.store.base import (
     DATABASE_URL_ENV,
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 APPLICATION_NAME = "segment_assets"
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_READ_CONNECTIONS = 2
+SERVER_KEEPALIVES = (
+    "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+)
 PARTITION_COLUMN = "snapshot_date"
 
 # Type names psycopg knows for COPY, by the names format_type() gives.
@@ -164,6 +168,10 @@ class PostgresStore:
         if "application_name" not in given:
             options["application_name"] = APPLICATION_NAME
         with self.errors(f"cannot connect to PostgreSQL at {self.describe()}"):
+            # the server's keepalives: a session whose machine vanished (no FIN) ends within
+            # about a minute, and with it its transaction and locks
+            own = conninfo_to_dict(given).get("options") or ""
+            options["options"] = f"{own} {SERVER_KEEPALIVES}".strip()
             conn = psycopg.connect(given, **options)
         return conn
 
