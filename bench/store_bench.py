@@ -55,7 +55,7 @@ from segment_assets.store.postgres import (  # noqa: E402
     PostgresStore,
 )
 from segment_assets_tests.dagster_ui import free_port  # noqa: E402
-from segment_assets_tests.test_postgres import DSN_ENV, _as_postgres, postgres_bin  # noqa: E402
+from segment_assets_tests.pg_fixtures import DSN_ENV, _as_postgres, postgres_bin  # noqa: E402
 
 QUICK_DAYS, QUICK_SEGMENTS = 100, 2_000
 REPEATS = 3

@@ -3,16 +3,19 @@
     python -m segment_assets snapshot --date 2026-03-14 [--provider onesignal] [--allow-late]
                                       [--refetch-all] [--accept-shrunk]
     python -m segment_assets drops --date 2026-03-14 [--provider usercom]
+    python -m segment_assets migrate --from data/segment_assets.duckdb [--overwrite]
 
 ``snapshot`` materialises the partition with the real definitions (resources from the
 environment, runs recorded in ``$DAGSTER_HOME`` when it is set, else in a throwaway
 instance). ``drops`` reads the stored history and prints the drops found for the day.
+``migrate`` copies the history of a file of the embedded store into the database
+``SEGMENT_ASSETS_DATABASE_URL`` names, day by day, and prints the verified row counts.
 
 Exit codes: 0 ok, 1 drops found (``drops`` only), 2 usage or configuration error (bad
-arguments, a date that is not a partition, a missing variable, a bad accounts file, an
-unusable DuckDB path, a partition too old), 3 a provider, an account or the run failed (the
-accounts that succeeded are stored). Only these errors are mapped: anything else is a bug
-and stays a traceback, with Python's exit code 1.
+arguments, a date that is not a partition, a missing variable, a bad accounts file, a store
+that cannot be used, a partition too old), 3 a provider, an account or the run failed (the
+accounts that succeeded are stored), or ``migrate`` could not verify the copy. Only these
+errors are mapped: anything else is a bug and stays a traceback, with Python's exit code 1.
 """
 
 from __future__ import annotations
@@ -29,19 +32,23 @@ import dagster as dg
 from segment_assets.config import ConfigurationError
 from segment_assets.defs.dead_runs import close_dead_runs, process_tags
 from segment_assets.providers import registry
-from segment_assets.store.duckdb_files import StorageError
+from segment_assets.store import StoreError
+from segment_assets.store.base import StoreBusyError
 
 OK, DROPS_FOUND, USAGE_ERROR, RUN_FAILED = 0, 1, 2, 3
 # Raised before a run starts by a setting the user fixes (the accounts file, a variable that
-# is not set or not usable, the DuckDB path): exit 2 with the message.
+# is not set or not usable, the store): exit 2 with the message.
 SETTING_ERRORS: tuple[type[Exception], ...] = (
     ConfigurationError,
-    StorageError,
+    StoreError,
     dg.DagsterInvalidConfigError,  # a resource's variable that is not set
 )
 # Step failures that a setting or an argument fixes, not a retry later (by class name: the
-# run reports its errors serialised).
-STEP_SETTING_ERRORS = frozenset({"ConfigurationError", "StorageError", "LatePartitionError"})
+# run reports its errors serialised). A store busy for longer than a step may wait
+# (StoreBusyError and its DuckDB form) is a run failure: trying again later fixes it.
+STEP_SETTING_ERRORS = frozenset(
+    {"ConfigurationError", "StoreError", "StorageError", "LatePartitionError"}
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -52,6 +59,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "3 provider or run failure.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy stored history into the database SEGMENT_ASSETS_DATABASE_URL names",
+        description="Copy the history of a segment_assets file (SEGMENT_ASSETS_DUCKDB) into "
+        "the database SEGMENT_ASSETS_DATABASE_URL names, day by day; safe to run again. Exit "
+        "codes: 0 copied and row counts verified, 2 usage or configuration error, 3 not "
+        "verified (days the database holds with other rows are kept; --overwrite replaces "
+        "them).",
+    )
+    migrate.add_argument(
+        "--from", dest="source", required=True, help="the file to copy from (read, never changed)"
+    )
+    migrate.add_argument(
+        "--table", action="append", help="only this table (repeatable; default: all)"
+    )
+    migrate.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace days the database already holds with other rows",
+    )
     for name, text in (
         ("snapshot", "materialise one daily partition of the provider assets"),
         ("drops", "print the drops found for one day (exit 1 if any)"),
@@ -87,17 +114,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def step_errors(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, str]]:
-    """(step, error class, message) of every failed step: the first error that is not
-    Dagster's own wrapper, i.e. what the asset raised."""
+    """(step, error class, message) of every failed step, and of resources that could not
+    start (the store, before any step): the first error that is not Dagster's own wrapper,
+    i.e. what the asset or the resource raised."""
     found = []
     for event in result.all_events:
-        if event.event_type_value != "STEP_FAILURE":
+        if event.event_type_value not in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE"):
             continue
         error = event.event_specific_data.error
         while error.cause is not None and error.cls_name.startswith("Dagster"):
             error = error.cause
         message = re.sub(rf"^[\w.]*{error.cls_name}: ", "", error.message.strip())
-        found.append((event.step_key or "", error.cls_name, message))
+        found.append((event.step_key or "resources", error.cls_name, message))
     return found
 
 
@@ -176,9 +204,9 @@ def snapshot(
 
 def drops(day: dt.date, providers: Sequence[str]) -> int:
     from segment_assets.defs.drops import drops_markdown, flag_drops
-    from segment_assets.store.duckdb_files import database_path
+    from segment_assets.store import store_from_env
 
-    flagged = flag_drops(database_path(), [registry.get(p).table for p in providers], day)
+    flagged = flag_drops(store_from_env(), [registry.get(p).table for p in providers], day)
     found = flagged.drops
     if found.empty:
         print(f"no drops on {day}")
@@ -186,6 +214,29 @@ def drops(day: dt.date, providers: Sequence[str]) -> int:
     print(f"{len(found)} drop(s) on {day}:\n")
     print(drops_markdown(found, flagged.accounts))
     return DROPS_FOUND
+
+
+def migrate(source: str, tables: Sequence[str] | None, overwrite: bool) -> int:
+    from segment_assets.store.migrate import CopyNotVerifiedError, copy_history
+
+    class Progress:
+        def info(self, message: str) -> None:
+            print(message, flush=True)
+
+    try:
+        summary = copy_history(source, tables=tables, overwrite=overwrite, log=Progress())
+    except CopyNotVerifiedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return RUN_FAILED
+    if summary.verified:
+        print("copied; every day's row count verified")
+        return OK
+    print(
+        "error: some days differ: the database holds other rows for them (written there "
+        "since?) and kept them; run again with --overwrite to replace them by the file's",
+        file=sys.stderr,
+    )
+    return RUN_FAILED
 
 
 def _instance() -> dg.DagsterInstance:
@@ -196,13 +247,18 @@ def _instance() -> dg.DagsterInstance:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    providers = args.provider or list(registry.NAMES)
+    providers = getattr(args, "provider", None) or list(registry.NAMES)
     try:
+        if args.command == "migrate":
+            return migrate(args.source, args.table, args.overwrite)
         if args.command == "snapshot":
             return snapshot(
                 args.date, providers, args.allow_late, args.refetch_all, args.accept_shrunk
             )
         return drops(args.date, providers)
+    except StoreBusyError as exc:  # another process kept the store locked: try again later
+        print(f"error: {exc}", file=sys.stderr)
+        return RUN_FAILED
     except SETTING_ERRORS as exc:
         for line in setting_error_lines(exc):
             print(f"error: {line}", file=sys.stderr)

@@ -10,7 +10,7 @@ from segment_assets.defs.assets import PROVIDER_ASSETS, segment_drops
 from segment_assets.defs.checks import DROP_CHECKS
 from segment_assets.defs.schedules import daily_segment_snapshot, daily_segment_snapshot_schedule
 from segment_assets.defs.sensors import segment_drop_sensor
-from segment_assets.store.duckdb_files import io_manager
+from segment_assets.store import store_from_env
 
 defs = dg.Definitions(
     assets=[*PROVIDER_ASSETS, segment_drops],
@@ -19,7 +19,8 @@ defs = dg.Definitions(
     schedules=[daily_segment_snapshot_schedule],
     sensors=[segment_drop_sensor],
     resources={
-        "io_manager": io_manager(),
+        # the store SEGMENT_ASSETS_DATABASE_URL chooses: the DuckDB file, or PostgreSQL
+        "io_manager": store_from_env().io_manager(),
         **provider_resources(),
         "alerts": alerts_from_env(),
     },

@@ -171,7 +171,7 @@ def take_snapshot(
 
     ``stored`` is what the partition holds now (any columns of the table; may be empty).
     ``latest`` gives each account's latest stored day and its segment count (see
-    :func:`segment_assets.store.duckdb_files.latest_stored_counts`), which ``guard`` judges each new
+    :meth:`segment_assets.store.SegmentStore.latest_stored_counts`), which ``guard`` judges each new
     snapshot against. Raises the account's own error when the one account fetched failed,
     and :class:`SnapshotError` when several were fetched and all failed; nothing is stored
     then. ``workers`` bounds the requests in flight across all accounts (default

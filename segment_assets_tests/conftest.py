@@ -11,6 +11,7 @@ import pytest
 
 from segment_assets.emulator import EmulatorConfig, EmulatorServer
 
+from .pg_fixtures import database, password_server, pg_server  # noqa: F401 - fixtures
 from .webhook_receiver import Receiver
 
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

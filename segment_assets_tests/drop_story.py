@@ -21,7 +21,9 @@ from segment_assets.emulator import (
     OneSignalApp,
     UserComApp,
 )
-from segment_assets.store.duckdb_files import connect
+from segment_assets.providers import schema
+from segment_assets.store import SegmentStore
+from segment_assets.store.duckdb import DuckDBStore
 
 APP_ID, APP_KEY = next(iter(DEMO_ONESIGNAL_APPS.items()))
 ASSET = "onesignal_segments"
@@ -69,22 +71,20 @@ def snapshot_days(
 
 
 def write_history(
-    emulator: EmulatorServer, resources: dict, database: str, each: Iterable[dt.date]
+    emulator: EmulatorServer,
+    resources: dict,
+    store: SegmentStore | str,
+    each: Iterable[dt.date],
 ) -> None:
-    """Store earlier days without Dagster runs: the real client's frames, written as the IO
-    manager writes them (only for days before the partitions a test materialises)."""
+    """Store earlier days without Dagster runs: the real client's frames, each day written
+    through the store as a partition (only for days before the partitions a test
+    materialises). A path is the DuckDB file there."""
+    store = DuckDBStore(store) if isinstance(store, str) else store
     client = resources["onesignal"].process_config_and_initialize()  # resolves its EnvVars
-    frames = []
+    types = {c.name: c.sql_type for c in schema.columns("onesignal")}
     for day in each:
         emulator.state.set_date(day)
-        frames.append(client.snapshot(day))
-    history = pd.concat(frames, ignore_index=True)  # noqa: F841 - read by DuckDB below
-    with connect(database) as conn:
-        conn.execute("create schema if not exists segments")
-        conn.execute(
-            f"create table if not exists segments.{ASSET} as select * from history limit 0"
-        )
-        conn.execute(f"insert into segments.{ASSET} select * from history")
+        store.write_partition(ASSET, day, client.snapshot(day), column_types=types)
 
 
 def largest_segments(emulator: EmulatorServer, count: int) -> list[tuple[str, str]]:

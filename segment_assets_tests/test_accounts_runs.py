@@ -22,6 +22,7 @@ from segment_assets.defs.assets import ACCOUNTS_CHECK
 from segment_assets.defs.drops import drops_markdown, flag_drops
 from segment_assets.defs.sensors import segment_drop_sensor
 from segment_assets.emulator import ActionHubProgram, EmulatorConfig, OneSignalApp, UserComApp
+from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.duckdb_files import connect, io_manager
 
 from .conftest import YESTERDAY
@@ -332,7 +333,7 @@ def test_a_drop_in_one_program_alerts_that_program_in_words_and_a_failed_app_ale
         "us",
     )
     assert [d["segment_id"] for d in drop["drops"]] == [fallen]  # prog-eu's twin did not fall
-    found = flag_drops(duckdb_path, ["actionhub_segments"], YESTERDAY)
+    found = flag_drops(DuckDBStore(duckdb_path), ["actionhub_segments"], YESTERDAY)
     table = drops_markdown(found.drops, found.accounts)
     assert "| prog-us " in table  # the check's table says which program fell
     failed = hooks["snapshot_failed"]

@@ -10,7 +10,8 @@ import duckdb
 import pytest
 
 from segment_assets.defs.assets import PROVIDER_ASSETS, SnapshotConfig, check_partition_age
-from segment_assets.store.duckdb_files import StorageError, validate_database_path
+from segment_assets.store import StoreError
+from segment_assets.store.duckdb_files import validate_database_path
 
 from .conftest import YESTERDAY, failure_text
 
@@ -196,6 +197,6 @@ def test_an_empty_credential_fails_before_any_request_naming_the_variable(
 
 
 def test_a_duckdb_file_named_like_the_schema_is_rejected_with_an_explanation():
-    with pytest.raises(StorageError, match="ambiguous") as info:
+    with pytest.raises(StoreError, match="ambiguous") as info:
         validate_database_path("/tmp/x/segments.duckdb")
     assert "Rename the file" in str(info.value)

@@ -7,7 +7,6 @@ from the local PostgreSQL binaries. Only when there are none is the test skipped
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -26,25 +25,11 @@ from segment_assets.defs.sensors import segment_drop_sensor
 from .conftest import YESTERDAY
 from .dagster_ui import free_port
 from .drop_story import APP_ID, days, largest_segments, small_config, snapshot, write_history
+from .pg_fixtures import DSN_ENV, _as_postgres, postgres_bin
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
-DSN_ENV = "SEGMENT_ASSETS_TEST_PG_DSN"
 
 pytestmark = pytest.mark.slow
-
-
-def postgres_bin() -> Path | None:
-    """The folder with initdb/pg_ctl/postgres, from PATH or Debian's versioned layout."""
-    found = shutil.which("pg_ctl")
-    if found and shutil.which("initdb"):
-        return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: p.split("/"))
-    return Path(versions[-1]).parent if versions else None
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: drop to the postgres user when we are root."""
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from segment_assets.defs import drops
 from segment_assets.defs.alert_payload import DropAlert
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
@@ -21,6 +20,7 @@ from segment_assets.defs.sensors import (
     segment_drop_sensor,
 )
 from segment_assets.providers import registry, schema
+from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.duckdb_files import connect
 
 from .conftest import YESTERDAY
@@ -70,7 +70,7 @@ def run_tick(
         instance=instance,
         alerts=alerts,
         log=log,
-        database=database,
+        store=DuckDBStore(database),
         today=YESTERDAY + dt.timedelta(days=1),
         max_age_days=2,
         out_of_time=out_of_time,
@@ -101,7 +101,8 @@ def test_a_new_drop_alerts_once_per_partition_and_backfills_stay_quiet(
     emulator.state.plant_drop("onesignal", APP_ID, new_id, start=YESTERDAY, factor=0.1)
     assert snapshot(emulator, resources, instance, backfilled).success
     assert snapshot(emulator, resources, instance, YESTERDAY).success
-    assert len(flag_drops(duckdb_path, [ASSET], backfilled).drops) == 1  # a drop, but an old one
+    old_drops = flag_drops(DuckDBStore(duckdb_path), [ASSET], backfilled).drops
+    assert len(old_drops) == 1  # a drop, but an old one
 
     first = tick(instance, None, alerts)
     [slack] = receiver.delivered(SLACK_PATH)
@@ -276,13 +277,13 @@ def report(instance: dg.DagsterInstance, asset: str, day: dt.date) -> None:
 def history_reads(monkeypatch) -> list[tuple[str, ...]]:
     """The tables of each history read (the real read, counted)."""
     reads: list[tuple[str, ...]] = []
-    real = drops.read_history
+    real = DuckDBStore.read_history
 
-    def counted(database: str, tables, *args, **kwargs):
+    def counted(store: DuckDBStore, tables, *args, **kwargs):
         reads.append(tuple(tables))
-        return real(database, tables, *args, **kwargs)
+        return real(store, tables, *args, **kwargs)
 
-    monkeypatch.setattr(drops, "read_history", counted)
+    monkeypatch.setattr(DuckDBStore, "read_history", counted)
     return reads
 
 
@@ -347,10 +348,11 @@ def test_a_tick_stopped_between_days_resumes_with_the_next_day_of_every_provider
 
 def test_the_drops_of_several_tables_split_per_table_are_each_tables_own(duckdb_path):
     write_steady_store(duckdb_path, YESTERDAY)
-    together = flag_drops_by_table(duckdb_path, PROVIDER_TABLES, YESTERDAY)
+    store = DuckDBStore(duckdb_path)
+    together = flag_drops_by_table(store, PROVIDER_TABLES, YESTERDAY)
     assert list(together) == list(PROVIDER_TABLES)
     for table in PROVIDER_TABLES:
-        alone = flag_drops(duckdb_path, [table], YESTERDAY).drops
+        alone = flag_drops(store, [table], YESTERDAY).drops
         pd.testing.assert_frame_equal(together[table], alone)
         assert len(alone) == (1 if table in PLANTED else 0)
     dropped = together["onesignal_segments"].iloc[0]

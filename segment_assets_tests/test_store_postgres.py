@@ -8,22 +8,17 @@ canary that must never appear in an error, a log or a run record.
 
 import datetime as dt
 import logging
-import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import dagster as dg
 import pandas as pd
@@ -46,176 +41,12 @@ from segment_assets.store.migrate import migrate_duckdb
 from segment_assets.store.postgres import PostgresStore
 
 from .dagster_ui import free_port
-from .test_postgres import DSN_ENV, _as_postgres, postgres_bin
+from .pg_fixtures import Database, _drop_database, _new_database
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_DAY = dt.date(2025, 3, 1)
 TABLES = list(registry.TABLES)
 EXTRA = {"usercom_segments": ("last_counted", "too_heavy")}
-
-
-# -- servers, databases, roles ------------------------------------------------------------
-@dataclass(frozen=True)
-class Server:
-    admin_url: str  # a superuser's URL
-    checks_passwords: bool
-
-    def url(self, user: str, password: str, database: str) -> str:
-        parts = urlsplit(self.admin_url)
-        netloc = f"{quote(user)}:{quote(password, safe='')}@{parts.hostname}:{parts.port or 5432}"
-        return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
-
-    def admin(self) -> psycopg.Connection:
-        return psycopg.connect(self.admin_url, autocommit=True)
-
-
-def _start_server() -> Iterator[Server]:
-    """A throwaway server from the local binaries, with password authentication."""
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        pytest.skip(
-            f"no PostgreSQL server binaries (initdb, pg_ctl) on this machine and {DSN_ENV} "
-            "is not set; install them with `apt-get install postgresql` (CI does)"
-        )
-    folder = tempfile.mkdtemp(prefix="segment_assets_store_pg_")
-    password = secrets.token_hex(12)
-    Path(folder, "pw").write_text(password + "\n")
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        shutil.chown(f"{folder}/pw", "postgres")
-    data, port = f"{folder}/data", free_port()
-    run = dict(check=True, capture_output=True, timeout=60)
-    subprocess.run(
-        _as_postgres(
-            [
-                f"{bin_dir}/initdb",
-                "-D",
-                data,
-                "-U",
-                "dagster",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                f"--pwfile={folder}/pw",
-            ]
-        ),
-        **run,
-    )
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = f"{bin_dir}/pg_ctl"
-    subprocess.run(
-        _as_postgres([pg_ctl, "-D", data, "-o", options, "-l", f"{folder}/log", "-w", "start"]),
-        **run,
-    )
-    try:
-        yield Server(f"postgresql://dagster:{password}@127.0.0.1:{port}/postgres", True)
-    finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "immediate", "stop"]), **run)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _refuses_wrong_passwords(admin_url: str) -> bool:
-    role, password = f"sa_probe_{uuid.uuid4().hex[:8]}", secrets.token_hex(8)
-    server = Server(admin_url, False)
-    with server.admin() as conn:
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal(password)
-            )
-        )
-    try:
-        psycopg.connect(server.url(role, "wrong", "postgres"), connect_timeout=5).close()
-        return False
-    except psycopg.OperationalError:
-        return True
-    finally:
-        with server.admin() as conn:
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[Server]:
-    if os.environ.get(DSN_ENV):
-        yield Server(os.environ[DSN_ENV], _refuses_wrong_passwords(os.environ[DSN_ENV]))
-        return
-    yield from _start_server()
-
-
-@pytest.fixture(scope="session")
-def password_server(pg_server: Server) -> Iterator[Server]:
-    """A server that checks passwords (CI's trusts every local connection)."""
-    if pg_server.checks_passwords:
-        yield pg_server
-        return
-    yield from _start_server()
-
-
-@dataclass
-class Database:
-    server: Server
-    name: str
-    owner: str
-    password: str  # a canary: it must never show up anywhere
-    _roles: list[str] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.url(self.owner, self.password, self.name)
-
-    def role(self) -> tuple[str, str]:
-        """A new login role (name, password), dropped with the database."""
-        role, password = f"sa_{uuid.uuid4().hex[:10]}", f"canary-{secrets.token_hex(8)}"
-        with self.server.admin() as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(password)
-                )
-            )
-        self._roles.append(role)
-        return role, password
-
-    def execute(self, statement: str | sql.Composable, params: tuple = ()) -> list[tuple]:
-        """Run ``statement`` in this database as the server's superuser."""
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            cursor = conn.execute(statement, params)
-            return cursor.fetchall() if cursor.description else []
-
-    @property
-    def admin_url(self) -> str:
-        parts = urlsplit(self.server.admin_url)
-        return urlunsplit((parts.scheme, parts.netloc, f"/{self.name}", parts.query, ""))
-
-
-def _new_database(server: Server) -> Database:
-    token = uuid.uuid4().hex[:10]
-    db = Database(server, f"sa_{token}", f"sa_owner_{token}", f"canary-{secrets.token_hex(10)}")
-    with server.admin() as conn:
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(db.owner), sql.Literal(db.password)
-            )
-        )
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(db.name), sql.Identifier(db.owner)
-            )
-        )
-    return db
-
-
-def _drop_database(db: Database) -> None:
-    with db.server.admin() as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db.name)))
-        for role in [*db._roles, db.owner]:
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-
-
-@pytest.fixture
-def database(pg_server: Server) -> Iterator[Database]:
-    db = _new_database(pg_server)
-    try:
-        yield db
-    finally:
-        _drop_database(db)
 
 
 @pytest.fixture
@@ -240,7 +71,7 @@ def provider_frame(
             "segment_id": f"{account}-seg-{i}",
             # segment 1 is renamed on the fourth day
             "segment_name": f"Segment {i}" + (" (new name)" if i == 1 and offset >= 3 else ""),
-            # NULL only where the provider says it cannot count (see schema.COUNT_RULES)
+            # NULL only where the provider says it cannot count (see each registry entry's count rule)
             "user_count": None
             if (provider, i) in {("onesignal", 2), ("usercom", 4)}
             else int((1000 + 100 * i + offset) * factor),
@@ -540,6 +371,20 @@ def test_read_history_gives_the_frame_the_duckdb_store_gives(pg, duck, read_conn
     )
 
 
+def test_history_with_extra_columns_of_a_table_never_written_reads_them_as_nulls(pg, duck):
+    # a drop check of OneSignal asks for User.com's extra columns too; User.com may not exist
+    for store in (pg, duck):
+        store.write_partition(
+            "onesignal_segments", FIRST_DAY, provider_frame("onesignal", FIRST_DAY)
+        )
+    ours = pg.read_history(TABLES, FIRST_DAY, FIRST_DAY, extra_columns=EXTRA)
+    theirs = duck.read_history(TABLES, FIRST_DAY, FIRST_DAY, extra_columns=EXTRA)
+    assert len(ours) == 6 and ours["last_counted"].isna().all()
+    assert_same_frame(ours, theirs)
+    with pytest.raises(StoreError, match="no table of the history read has a column colour"):
+        pg.read_history(TABLES, FIRST_DAY, FIRST_DAY, columns=("segment_id", "colour"))
+
+
 # -- account locks ------------------------------------------------------------------------
 class Said(logging.Handler):
     def __init__(self) -> None:
@@ -635,6 +480,23 @@ def test_threads_of_one_process_take_turns_and_many_accounts_share_one_connectio
         >= 1
     )
     assert database.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+
+def test_every_session_asks_the_server_to_notice_a_vanished_machine_within_a_minute(database):
+    store = PostgresStore(database.url + "?options=-c%20search_path%3Dpublic")
+    with store.connect() as conn:
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('tcp_keepalives_idle', "
+                "'tcp_keepalives_interval', 'tcp_keepalives_count', 'search_path')"
+            ).fetchall()
+        )
+    assert settings == {
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_interval": "10",
+        "tcp_keepalives_count": "3",
+        "search_path": "public",  # the URL's own options are kept
+    }
 
 
 def test_a_lock_dies_with_the_session_of_its_holder(pg, database, said):

@@ -21,13 +21,8 @@ from segment_assets.defs import drops
 from segment_assets.providers import registry, schema
 from segment_assets.providers.resource import ProviderResource
 from segment_assets.snapshot import ShrinkGuard, Snapshot, take_snapshot
-from segment_assets.store.duckdb_files import (
-    EMPTY_DAY_ACCEPTED,
-    database_path,
-    latest_stored_counts,
-    read_partition,
-)
-from segment_assets.store.file_locks import account_lock
+from segment_assets.store import store_from_env
+from segment_assets.store.base import EMPTY_DAY_ACCEPTED, store_kind
 
 DEFAULT_START_DATE = "2025-01-01"
 START_DATE_ENV = "SEGMENT_ASSETS_START_DATE"
@@ -271,13 +266,13 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
         name=table,
         partitions_def=DAILY,
         group_name="segments",
-        kinds={"duckdb", provider},
+        kinds={store_kind(), provider},
         required_resource_keys={provider},
         pool=provider,
         description=(
             f"Every {label} segment's user count in every configured {label} account, "
             "snapshotted once each UTC day has ended. One row per segment per account per day "
-            f"in DuckDB table segments.{table}."
+            f"in table segments.{table} of the store (SEGMENT_ASSETS_DATABASE_URL)."
         ),
         check_specs=[accounts_check_spec(table, label)],
         metadata={
@@ -291,12 +286,11 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
         day = context.partition_time_window.start.date()
         check_partition_age(day, dt.datetime.now(dt.UTC), config, context.log)
         accounts = getattr(context.resources, provider).all_accounts()
-        database = database_path()
+        store = store_from_env()
+        context.log.debug(f"store: {store.describe()}")
 
         def lock(account: ProviderResource) -> AbstractContextManager[None]:
-            return account_lock(
-                database, provider, account.account(), account.describe(), context.log
-            )
+            return store.lock_account(provider, account.account(), account.describe(), context.log)
 
         try:
             guard = config.shrink_guard()
@@ -306,11 +300,11 @@ def build_provider_asset(provider: str) -> dg.AssetsDefinition:
             provider,
             accounts,
             day,
-            read_partition(database, table, day),
+            store.read_partition(table, day),
             refetch_all=config.refetch_all,
             lock=lock,
             log=context.log,
-            latest=latest_stored_counts(database, table, day),
+            latest=store.latest_stored_counts(table, day),
             guard=guard,
         )
         frame = snap.frame
@@ -333,12 +327,12 @@ PROVIDER_ASSETS: list[dg.AssetsDefinition] = [build_provider_asset(p) for p in r
     name=drops.DROPS_TABLE,
     partitions_def=DAILY,
     group_name="segments",
-    kinds={"duckdb"},
+    kinds={store_kind()},
     deps=PROVIDER_ASSETS,
     description=(
         "The segments that suddenly lost users (or vanished) on each UTC day, across all "
-        "providers, found in the stored snapshots: an alert history in DuckDB table "
-        f"segments.{drops.DROPS_TABLE}."
+        "providers, found in the stored snapshots: an alert history in table "
+        f"segments.{drops.DROPS_TABLE} of the store."
     ),
     metadata={
         "partition_expr": "snapshot_date",
@@ -352,10 +346,10 @@ PROVIDER_ASSETS: list[dg.AssetsDefinition] = [build_provider_asset(p) for p in r
 )
 def segment_drops(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     day = context.partition_time_window.start.date()
-    database = database_path()
-    flagged = drops.flag_drops(database, drops.PROVIDER_TABLES, day)
+    store = store_from_env()
+    flagged = drops.flag_drops(store, drops.PROVIDER_TABLES, day)
     found = flagged.drops
-    drops.ensure_drops_table(database)
+    drops.ensure_drops_table(store)
     context.log.info(f"{len(found)} segment drop(s) on {day}")
     return dg.MaterializeResult(
         value=drops.to_table(found),

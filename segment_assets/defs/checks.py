@@ -1,9 +1,9 @@
 """One drop check per provider asset, run with each materialisation.
 
 The check is a separate, partitioned ``@asset_check``: Dagster runs it in the same run, after
-the asset's step has written the partition, so it judges exactly what is stored (one DuckDB
-query) and records a result per partition. It can also be re-run on its own for a partition
-(for instance after changing thresholds) without calling the provider.
+the asset's step has written the partition, so it judges exactly what is stored (one history
+read from the store) and records a result per partition. It can also be re-run on its own for
+a partition (for instance after changing thresholds) without calling the provider.
 """
 
 import datetime as dt
@@ -15,7 +15,7 @@ import pandas as pd
 from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
 from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
 from segment_assets.providers import registry
-from segment_assets.store.duckdb_files import database_path
+from segment_assets.store import store_from_env
 
 CHECK_NAME = "no_sudden_drops"
 
@@ -62,7 +62,7 @@ def build_drop_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
         )
         def drop_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
             day = dt.date.fromisoformat(context.partition_key)
-            found = flag_drops(database_path(), [table], day)
+            found = flag_drops(store_from_env(), [table], day)
             if len(found.drops):
                 context.log.warning(f"{label}: {len(found.drops)} segment(s) dropped on {day}")
             return check_result(found.drops, found.accounts)

@@ -1,7 +1,7 @@
 """The drops of one day, read from the store: the one place the check, the ``segment_drops``
 asset and the sensor get them from, so all three always agree.
 
-Each read is one :func:`~segment_assets.store.duckdb_files.read_history` of the
+Each read is one :meth:`~segment_assets.store.SegmentStore.read_history` of the
 ``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for; the sensor
 judges the partitions of one day across the provider tables with a single read and a
 single detection (:func:`flag_drops_by_table`).
@@ -17,7 +17,8 @@ import pandas as pd
 
 from segment_assets.detection import find_drops, history_start, is_vanished
 from segment_assets.providers import registry, schema
-from segment_assets.store.duckdb_files import LOCK_RETRY_SECONDS, SCHEMA, connect, read_history
+from segment_assets.store import SegmentStore
+from segment_assets.store.base import LOCK_RETRY_SECONDS
 
 PROVIDER_TABLES: tuple[str, ...] = registry.TABLES
 #: The provider whose rows each provider table holds (its ``provider`` column).
@@ -56,19 +57,18 @@ class DayDrops:
 
 
 def flag_drops(
-    database: str,
+    store: SegmentStore,
     tables: Sequence[str],
     day: dt.date,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> DayDrops:
-    """The segments of ``tables`` that newly dropped on ``day``, in one read.
+    """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read.
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
     ``segment_name`` and ``before``: the segment's last known count before ``day`` (NA if
     none).
     """
-    history = read_history(
-        database,
+    history = store.read_history(
         tables,
         start=history_start(day),
         end=day,
@@ -86,7 +86,7 @@ def flag_drops(
 
 
 def flag_drops_by_table(
-    database: str,
+    store: SegmentStore,
     tables: Sequence[str],
     day: dt.date,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
@@ -98,7 +98,7 @@ def flag_drops_by_table(
     The detector judges each segment against its own history and each provider account on
     its own, so this finds exactly what :func:`flag_drops` of each table alone finds.
     """
-    drops = flag_drops(database, tables, day, lock_wait_seconds=lock_wait_seconds).drops
+    drops = flag_drops(store, tables, day, lock_wait_seconds=lock_wait_seconds).drops
     return {
         table: drops[drops["provider"] == TABLE_PROVIDERS[table]].reset_index(drop=True)
         for table in tables
@@ -142,16 +142,13 @@ def to_table(drops: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def ensure_drops_table(database: str) -> None:
+def ensure_drops_table(store: SegmentStore) -> None:
     """Create ``segments.segment_drops`` with its documented types if it does not exist.
 
     The IO manager writes no table for a day without drops; creating it up front lets teams
     query their alert history from the first run on.
     """
-    columns = ", ".join(f"{c.name} {c.sql_type}" for c in DROPS_COLUMNS)
-    with connect(database) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{DROPS_TABLE} ({columns})")
+    store.ensure_table(DROPS_TABLE, {c.name: c.sql_type for c in DROPS_COLUMNS})
 
 
 def _count(value: object) -> str:

@@ -7,7 +7,7 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
    per-asset storage id kept in the cursor, so a restart neither loses nor repeats one;
 3. takes them in the order they were stored, a day at a time: the new partitions of one day
    across the assets (normally one per provider) that are no older than
-   ``max_partition_age_days`` (backfills stay quiet) are judged together, with one DuckDB
+   ``max_partition_age_days`` (backfills stay quiet) are judged together, with one store
    read and one detection (never a provider call); each provider account with drops gets
    one alert, named in words from the materialisation's ``account_labels``, and each
    account the materialisation lists in ``account_failures`` (a snapshot that failed while
@@ -17,8 +17,8 @@ The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"
 <partition>|<account>[|snapshot_failed]": {"alert": <payload>, "channels": [...]}}}``. A
 cursor of another version, or one that does not have this shape, fails the tick with a
 message that says how to start over (:class:`CursorError`): it is never read as something
-else. A tick stops early, keeping its place, when it nears Dagster's 60 s limit or DuckDB
-stays locked by a writer.
+else. A tick stops early, keeping its place, when it nears Dagster's 60 s limit or the store
+stays locked by a writer for ``LOCK_WAIT_SECONDS``.
 """
 
 import datetime as dt
@@ -36,7 +36,8 @@ from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert, log_
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.assets import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops_by_table
-from segment_assets.store.duckdb_files import StorageError, database_path
+from segment_assets.store import SegmentStore, store_from_env
+from segment_assets.store.base import StoreBusyError
 
 CURSOR_VERSION = 1
 DEFAULT_MAX_PARTITION_AGE_DAYS = 2
@@ -220,7 +221,7 @@ class DropSensorTick:
     instance: dg.DagsterInstance
     alerts: DropAlerts
     log: Any
-    database: str
+    store: SegmentStore
     today: dt.date
     max_age_days: int
     out_of_time: Callable[[], bool]
@@ -271,8 +272,8 @@ class DropSensorTick:
                 return
             try:
                 self.judge(partition, {m.asset: m.records[0] for m in same_day}, cursor)
-            except StorageError as exc:
-                self.report.stopped = "DuckDB busy"
+            except StoreBusyError as exc:
+                self.report.stopped = "store busy"
                 self.log.warning(f"{', '.join(assets)} {partition}: {exc}; trying again next tick")
                 return
             for m in same_day:
@@ -290,7 +291,7 @@ class DropSensorTick:
             self.report.old_partitions += len(assets)
             return
         day = dt.date.fromisoformat(partition)
-        found = flag_drops_by_table(self.database, assets, day, lock_wait_seconds=LOCK_WAIT_SECONDS)
+        found = flag_drops_by_table(self.store, assets, day, lock_wait_seconds=LOCK_WAIT_SECONDS)
         url = self.alerts.webserver_url
         for asset in assets:
             labels, failures = account_notes(records[asset])
@@ -362,7 +363,7 @@ def build_drop_sensor(
             instance=context.instance,
             alerts=alerts,
             log=context.log,
-            database=database_path(),
+            store=store_from_env(),
             today=dt.datetime.now(dt.UTC).date(),
             max_age_days=max_partition_age_days,
             out_of_time=lambda: time.monotonic() - started > TICK_BUDGET_SECONDS,

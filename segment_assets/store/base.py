@@ -23,13 +23,22 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from segment_assets.store.duckdb_files import LOCK_RETRY_SECONDS, SCHEMA
-from segment_assets.store.file_locks import DEFAULT_WAIT_SECONDS, AccountBusyError
-
 if TYPE_CHECKING:
     import dagster as dg
 
 DATABASE_URL_ENV = "SEGMENT_ASSETS_DATABASE_URL"
+SCHEMA = "segments"
+#: How long a read or write waits for a lock another session holds on the tables.
+LOCK_RETRY_SECONDS = 60.0
+#: How long a snapshot waits for another run's snapshot of the same account.
+DEFAULT_WAIT_SECONDS = 6 * 3600.0  # a OneSignal snapshot of a big app takes hours at 1 req/s
+#: A snapshot that waits for an account's lock says so in the run's log after this long.
+NOTICE_AFTER_SECONDS = 1.0
+#: How far back :meth:`SegmentStore.latest_stored_counts` looks for an account's latest day.
+LOOKBACK_DAYS = 92
+#: Output metadata key: the run decided that the partition may lose its rows (accounts whose
+#: shrunken snapshot was accepted); without it an empty frame never replaces stored rows.
+EMPTY_DAY_ACCEPTED = "accepted_shrunk_accounts"
 
 #: The columns :meth:`SegmentStore.read_history` returns unless asked for others.
 HISTORY_COLUMNS: tuple[str, ...] = (
@@ -48,15 +57,19 @@ ColumnTypes = Mapping[str, str]
 __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_WAIT_SECONDS",
+    "EMPTY_DAY_ACCEPTED",
     "HISTORY_COLUMNS",
     "LOCK_RETRY_SECONDS",
+    "LOOKBACK_DAYS",
     "SCHEMA",
     "AccountBusyError",
     "ColumnTypes",
     "SegmentStore",
+    "StoreBusyError",
     "StoreError",
     "check_partition_frame",
     "store_from_env",
+    "store_kind",
 ]
 
 
@@ -64,11 +77,22 @@ class StoreError(RuntimeError):
     """The store cannot be used; the message says why and what to change (never a secret)."""
 
 
+class StoreBusyError(StoreError):
+    """Another session held a lock on the tables for longer than the caller may wait; trying
+    again later is the fix."""
+
+
+class AccountBusyError(RuntimeError):
+    """Another run kept the account's snapshot lock for longer than allowed."""
+
+
 @runtime_checkable
 class SegmentStore(Protocol):
     """Where the snapshot tables live: ``<schema>.<table>``, one row per segment and day."""
 
     schema: str
+    #: What the store is, in Dagster's words for ``kinds`` ("duckdb", "postgres").
+    kind: str
 
     def describe(self) -> str:
         """Secret-free words for logs: which database, where."""
@@ -125,6 +149,17 @@ class SegmentStore(Protocol):
         """
         ...
 
+    def latest_stored_counts(
+        self,
+        table: str,
+        day: dt.date,
+        lookback_days: int = LOOKBACK_DAYS,
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> dict[str, tuple[dt.date, int]]:
+        """account → (its latest stored day on or before ``day``, the rows stored that day),
+        over the ``lookback_days`` before ``day``, in one query; empty when nothing is."""
+        ...
+
     def partition_counts(self, table: str) -> dict[dt.date, int]:
         """Rows per ``snapshot_date`` of ``table`` (empty when it does not exist)."""
         ...
@@ -144,7 +179,7 @@ class SegmentStore(Protocol):
         """Hold the snapshot lock of ``provider``/``account`` while the block runs.
 
         Waits for a run that holds it, saying so in ``log`` (``label: waiting for another
-        run's snapshot of this account to finish``) after a second, up to
+        run's snapshot of this account to finish``) after :data:`NOTICE_AFTER_SECONDS`, up to
         ``wait_seconds``, then raises :class:`AccountBusyError`.
         """
         ...
@@ -170,6 +205,30 @@ def check_partition_frame(table: str, day: dt.date, frame: pd.DataFrame) -> None
             f"the rows for {table} on {day} include {int(wrong.sum())} row(s) of other days "
             f"(snapshot_date {', '.join(found)}); a partition holds its own day only"
         )
+
+
+def empty_day_accepted(metadata: Mapping[str, Any] | None) -> bool:
+    """Whether an output's metadata says the run accepted an empty day
+    (:data:`EMPTY_DAY_ACCEPTED`, a count or a Dagster metadata value of one)."""
+    accepted = (metadata or {}).get(EMPTY_DAY_ACCEPTED)
+    return bool(getattr(accepted, "value", accepted))
+
+
+def refuse_to_empty(table: str, day: dt.date, held: int) -> None:
+    """Raise :class:`StoreError` when an empty snapshot would replace ``held`` stored rows."""
+    if held:
+        raise StoreError(
+            f"refusing to replace the {held} stored rows of {table} for {day} with an empty "
+            "snapshot; they are kept. An empty snapshot replaces a stored day only when the "
+            "run accepts it (accept_shrunk_accounts: true)"
+        )
+
+
+def store_kind(environ: Mapping[str, str] | None = None) -> str:
+    """The kind of store ``SEGMENT_ASSETS_DATABASE_URL`` chooses ("duckdb" or "postgres"),
+    for labels; nothing is checked (:func:`store_from_env` does that)."""
+    env = os.environ if environ is None else environ
+    return "postgres" if (env.get(DATABASE_URL_ENV) or "").strip() else "duckdb"
 
 
 def store_from_env(environ: Mapping[str, str] | None = None) -> SegmentStore:

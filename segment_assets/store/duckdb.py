@@ -18,6 +18,7 @@ from segment_assets.store.base import (
     DEFAULT_WAIT_SECONDS,
     HISTORY_COLUMNS,
     LOCK_RETRY_SECONDS,
+    LOOKBACK_DAYS,
     SCHEMA,
     ColumnTypes,
     StoreError,
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 def _as_store_errors() -> Iterator[None]:
     try:
         yield
-    except storage.StorageError as exc:
-        raise StoreError(str(exc)) from None
     except duckdb.Error as exc:
         raise StoreError(f"DuckDB ({storage.DATABASE_ENV}): {exc}") from None
 
@@ -48,6 +47,7 @@ class DuckDBStore:
     """Snapshots in the DuckDB file ``database`` (``SEGMENT_ASSETS_DUCKDB``)."""
 
     schema: str = SCHEMA
+    kind: str = "duckdb"
 
     def __init__(self, database: str) -> None:
         with _as_store_errors():
@@ -139,6 +139,18 @@ class DuckDBStore:
                 columns=columns,
                 extra_columns=extra_columns,
                 lock_wait_seconds=lock_wait_seconds,
+            )
+
+    def latest_stored_counts(
+        self,
+        table: str,
+        day: dt.date,
+        lookback_days: int = LOOKBACK_DAYS,
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> dict[str, tuple[dt.date, int]]:
+        with _as_store_errors():
+            return storage.latest_stored_counts(
+                self.database, table, day, lookback_days, lock_wait_seconds
             )
 
     def partition_counts(self, table: str) -> dict[dt.date, int]:

@@ -9,7 +9,7 @@ IO manager, with three changes:
 * rows are inserted by column name, and a table made before a column existed gains it
   (``ALTER TABLE … ADD COLUMN IF NOT EXISTS``), so new columns need no manual migration;
 * an empty frame never replaces a partition that holds rows unless the output says that
-  was decided (:data:`EMPTY_DAY_ACCEPTED` in its metadata).
+  was decided (``EMPTY_DAY_ACCEPTED`` of :mod:`segment_assets.store.base` in its metadata).
 """
 
 from __future__ import annotations
@@ -32,15 +32,26 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 from segment_assets.days import dates_of, sql_days_since
 from segment_assets.providers import registry, schema
+from segment_assets.store.base import (
+    LOCK_RETRY_SECONDS,
+    LOOKBACK_DAYS,
+    SCHEMA,
+    StoreBusyError,
+    StoreError,
+    empty_day_accepted,
+    refuse_to_empty,
+)
 
-SCHEMA = "segments"
 DEFAULT_DATABASE = "data/segment_assets.duckdb"
 DATABASE_ENV = "SEGMENT_ASSETS_DUCKDB"
-LOCK_RETRY_SECONDS = 60.0
 
 
-class StorageError(RuntimeError):
+class StorageError(StoreError):
     """The DuckDB file cannot be used; the message says why and what to change."""
+
+
+class DatabaseBusyError(StorageError, StoreBusyError):
+    """Another process kept DuckDB's single write lock for longer than the caller may wait."""
 
 
 def database_path(environ: dict[str, str] | None = None) -> str:
@@ -128,8 +139,10 @@ def connect(
             conn = duckdb.connect(database, read_only=read_only)
             break
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise StorageError(f"cannot open DuckDB file {database}: {exc}") from None
+            if time.monotonic() > deadline:
+                raise DatabaseBusyError(f"cannot open DuckDB file {database}: {exc}") from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     try:
@@ -163,11 +176,6 @@ class AtomicDuckDbClient(DuckDbClient):
         ).fetchone()
         if row and row[0]:
             DuckDbClient.delete_table_slice(context, table_slice, connection)
-
-
-#: Output metadata key: the run decided that the partition may lose its rows (accounts whose
-#: shrunken snapshot was accepted); without it an empty frame never replaces stored rows.
-EMPTY_DAY_ACCEPTED = "accepted_shrunk_accounts"
 
 
 class SegmentsTypeHandler(DuckDBPandasTypeHandler):
@@ -253,30 +261,28 @@ class SegmentsDbIOManager(DbIOManager):
     """Refuses an empty frame over a partition that holds rows, unless it was decided."""
 
     def handle_output(self, context: OutputContext, obj: object) -> None:
-        if isinstance(obj, pd.DataFrame) and obj.empty and context.has_partition_key:
-            accepted = (context.output_metadata or {}).get(EMPTY_DAY_ACCEPTED)
-            if not getattr(accepted, "value", accepted):
-                refuse_to_empty(self._database, context.asset_key.path[-1], context.partition_key)
+        if (
+            isinstance(obj, pd.DataFrame)
+            and obj.empty
+            and context.has_partition_key
+            and not empty_day_accepted(context.output_metadata)
+        ):
+            table, day = context.asset_key.path[-1], dt.date.fromisoformat(context.partition_key)
+            refuse_to_empty(table, day, rows_of_day(self._database, table, day))
         super().handle_output(context, obj)
 
 
-def refuse_to_empty(database: str, table: str, partition_key: str) -> None:
-    """Raise StorageError when ``table`` holds rows for the day ``partition_key``."""
-    day = dt.date.fromisoformat(partition_key)
+def rows_of_day(database: str, table: str, day: dt.date) -> int:
+    """How many rows ``table`` holds for ``day`` (0 without the file or the table)."""
     if not Path(database).exists():
-        return
+        return 0
     with connect(database) as conn:
         if not table_exists(conn, table):
-            return
+            return 0
         (held,) = conn.execute(
             f"SELECT count(*) FROM {SCHEMA}.{table} WHERE snapshot_date = $day", {"day": day}
         ).fetchone() or (0,)
-    if held:
-        raise StorageError(
-            f"refusing to replace the {held} stored rows of {table} for {day} with an empty "
-            "snapshot; they are kept. An empty snapshot replaces a stored day only when the "
-            "run accepts it (accept_shrunk_accounts: true)"
-        )
+    return int(held)
 
 
 class SegmentsIOManager(DuckDBPandasIOManager):
@@ -437,10 +443,6 @@ def read_partition(
         return conn.execute(
             f"SELECT * FROM {SCHEMA}.{table} WHERE snapshot_date = $day", {"day": day}
         ).df()
-
-
-#: How far back :func:`latest_stored_counts` looks for an account's latest stored day.
-LOOKBACK_DAYS = 92
 
 
 def latest_stored_counts(

@@ -21,16 +21,11 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from segment_assets.providers import scheduler
+from segment_assets.store.base import DEFAULT_WAIT_SECONDS, NOTICE_AFTER_SECONDS, AccountBusyError
 
 LOCK_FOLDER = ".locks"
-DEFAULT_WAIT_SECONDS = 6 * 3600.0  # a OneSignal snapshot of a big app takes hours at 1 req/s
-NOTICE_AFTER_SECONDS = 1.0
 POLL_FIRST_SECONDS = 0.05
 POLL_MAX_SECONDS = 1.0
-
-
-class AccountBusyError(RuntimeError):
-    """Another run kept the account's snapshot lock for longer than allowed."""
 
 
 def lock_path(database: str, provider: str, account: str) -> Path:

@@ -1,13 +1,17 @@
 """The Dagster IO manager of the PostgreSQL store, on Dagster's ``DbIOManager``.
 
-Like the DuckDB one (:class:`segment_assets.store.duckdb_files.SegmentsIOManager`): an asset with
-``metadata={"partition_expr": "snapshot_date"}`` has its partition's rows replaced in one
+Like the DuckDB one (:class:`segment_assets.store.duckdb_files.SegmentsIOManager`): an asset
+with ``metadata={"partition_expr": "snapshot_date"}`` has its partition's rows replaced in one
 transaction (delete, then ``COPY``); a new table takes its column types from the asset's
-``dagster/column_schema`` metadata (DuckDB type names), else from the frame's dtypes.
+``dagster/column_schema`` metadata (DuckDB type names), else from the frame's dtypes, and a
+table made before a column existed gains it on the next write; an empty frame never replaces
+a partition that holds rows unless the output says that was decided
+(``EMPTY_DAY_ACCEPTED`` in its metadata).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +31,13 @@ from dagster._core.storage.db_io_manager import (
 from psycopg import sql
 from pydantic import Field
 
-from segment_assets.store.base import DATABASE_URL_ENV, SCHEMA, StoreError
+from segment_assets.store.base import (
+    DATABASE_URL_ENV,
+    SCHEMA,
+    StoreError,
+    empty_day_accepted,
+    refuse_to_empty,
+)
 from segment_assets.store.postgres import DEFAULT_CONNECT_TIMEOUT, PostgresStore
 from segment_assets.store.types import column_types_of
 
@@ -130,6 +140,8 @@ class PostgresPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     ) -> Mapping[str, Any]:
         types = {**column_types_of(obj), **declared_types(context)}
         table_types = self.store.create_table(connection, table_slice.table, types)
+        wanted = {str(c): types[str(c)] for c in obj.columns}
+        table_types = self.store.add_columns(connection, table_slice.table, table_types, wanted)
         rows = self.store.copy_rows(connection, table_slice.table, obj, table_types)
         counted = (
             TableMetadataSet(partition_row_count=rows)
@@ -152,6 +164,25 @@ class PostgresPandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     @property
     def supported_types(self) -> Sequence[type[object]]:
         return [pd.DataFrame]
+
+
+class PostgresDbIOManager(DbIOManager):
+    """Refuses an empty frame over a partition that holds rows, unless it was decided."""
+
+    def __init__(self, store: PostgresStore, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        if (
+            isinstance(obj, pd.DataFrame)
+            and obj.empty
+            and context.has_partition_key
+            and not empty_day_accepted(context.output_metadata)
+        ):
+            table, day = context.asset_key.path[-1], dt.date.fromisoformat(context.partition_key)
+            refuse_to_empty(table, day, len(self.store.read_partition(table, day)))
+        super().handle_output(context, obj)
 
 
 class PostgresSegmentsIOManager(dg.ConfigurableIOManagerFactory):
@@ -178,7 +209,8 @@ class PostgresSegmentsIOManager(dg.ConfigurableIOManagerFactory):
     def create_io_manager(self, context: dg.InitResourceContext) -> DbIOManager:
         store = self.store()
         store.check()
-        return DbIOManager(
+        return PostgresDbIOManager(
+            store,
             type_handlers=[PostgresPandasTypeHandler(store)],
             db_client=PostgresDbClient(store),
             database=store.url.dbname or "",

@@ -20,10 +20,24 @@ import duckdb
 import pandas as pd
 
 from segment_assets.store import duckdb_files as storage
-from segment_assets.store.base import SegmentStore, StoreError
-from segment_assets.store.duckdb_files import SCHEMA
+from segment_assets.store.base import (
+    DATABASE_URL_ENV,
+    SCHEMA,
+    SegmentStore,
+    StoreError,
+    store_from_env,
+)
 
 PARTITION_COLUMN = "snapshot_date"
+
+
+class CopyNotVerifiedError(StoreError):
+    """The target's row counts differ from the file's after the copy (``summary`` says
+    where); the days copied stay copied."""
+
+    def __init__(self, message: str, summary: MigrationSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass
@@ -130,15 +144,36 @@ def migrate_duckdb(
         log.info(summary.text())
     unverified = [t for t in copies if t.mismatched]
     if unverified:
-        raise StoreError(
+        raise CopyNotVerifiedError(
             "the copy could not be verified: "
             + "; ".join(
                 f"{t.table} has {t.rows_compared:,} rows on the days copied, the target "
                 f"{t.target_rows:,} (days {', '.join(map(str, t.mismatched[:5]))})"
                 for t in unverified
-            )
+            ),
+            summary,
         )
     return summary
+
+
+def copy_history(
+    source: str,
+    environ: dict[str, str] | None = None,
+    tables: Sequence[str] | None = None,
+    overwrite: bool = False,
+    log: Any = None,
+) -> MigrationSummary:
+    """Copy the DuckDB file ``source`` into the store ``SEGMENT_ASSETS_DATABASE_URL`` names
+    (see :func:`migrate_duckdb`); :class:`StoreError` when that variable names no database to
+    copy into, and before anything is copied when the target cannot be written."""
+    target = store_from_env(environ)
+    if target.kind == "duckdb":
+        raise StoreError(
+            f"{DATABASE_URL_ENV} is not set: set it to the PostgreSQL database to copy the "
+            f"history into (postgresql://user:password@host:5432/database); {source} is read, "
+            "never changed"
+        )
+    return migrate_duckdb(source, target, tables=tables, overwrite=overwrite, log=log)
 
 
 def _copy_table(

@@ -81,12 +81,18 @@ class Plan:
 
 
 def plan(
-    names: list[str], owners: dict[str, dict[str, str]], wanted_by: dict[str, set[str]]
+    names: list[str],
+    owners: dict[str, dict[str, str]],
+    wanted_by: dict[str, set[str]],
+    extras: frozenset[str] | set[str] = frozenset(),
 ) -> Plan:
-    """Sort the columns into group keys and packed ones, with their types."""
+    """Sort the columns into group keys and packed ones, with their types. An extra column
+    of tables that were never written is NULL text on every row (as DuckDB reads it)."""
     types: dict[str, str] = {}
     for name in names:
         kinds = [cols[name] for t, cols in owners.items() if name in cols and name in wanted_by[t]]
+        if not kinds and name in extras:
+            kinds = ["text"]
         if not kinds:
             raise StoreError(f"no table of the history read has a column {name}")
         types[name] = kinds[0]
@@ -188,7 +194,7 @@ def read_packed_history(
             return pd.DataFrame(columns=names)
         wanted_by = {t: {*columns, *extra_columns.get(t, ())} for t in present}
         owned = {t: owners[t] for t in present}
-        the_plan = plan(names, owned, wanted_by)
+        the_plan = plan(names, owned, wanted_by, set(all_extra) - set(columns))
         queries = {
             t: group_query(store, t, the_plan, set(owned[t]) & wanted_by[t]) for t in present
         }

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from segment_assets.store.base import AccountBusyError
-from segment_assets.store.file_locks import NOTICE_AFTER_SECONDS
+from segment_assets.store.base import NOTICE_AFTER_SECONDS, AccountBusyError
 
 if TYPE_CHECKING:
     from segment_assets.store.postgres import PostgresStore

@@ -21,14 +21,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from segment_assets.store.base import (
     DATABASE_URL_ENV,
     DEFAULT_WAIT_SECONDS,
     HISTORY_COLUMNS,
     LOCK_RETRY_SECONDS,
+    LOOKBACK_DAYS,
     SCHEMA,
     ColumnTypes,
+    StoreBusyError,
     StoreError,
     check_partition_frame,
 )
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
 APPLICATION_NAME = "segment_assets"
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_READ_CONNECTIONS = 2
+SERVER_KEEPALIVES = (
+    "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+)
 PARTITION_COLUMN = "snapshot_date"
 
 # Type names psycopg knows for COPY, by the names format_type() gives.
@@ -91,6 +97,8 @@ _CONNECT_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 
 class PostgresStore:
     """Snapshots in the PostgreSQL database of ``url`` (``SEGMENT_ASSETS_DATABASE_URL``)."""
+
+    kind: str = "postgres"
 
     def __init__(
         self,
@@ -141,13 +149,15 @@ class PostgresStore:
     def errors(self, action: str) -> Iterator[None]:
         """Turn a psycopg error into a :class:`StoreError` that holds no secret and no
         chained exception (whose text could)."""
-        message = None
+        message, error = None, StoreError
         try:
             yield
         except psycopg.Error as exc:
             message = self.explain(exc, action)
+            if isinstance(exc, psycopg.errors.LockNotAvailable):
+                error = StoreBusyError
         if message is not None:
-            raise StoreError(message)
+            raise error(message)
 
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
         """A new connection (the caller closes it); :class:`StoreError` if it cannot be had."""
@@ -158,6 +168,10 @@ class PostgresStore:
         if "application_name" not in given:
             options["application_name"] = APPLICATION_NAME
         with self.errors(f"cannot connect to PostgreSQL at {self.describe()}"):
+            # the server's keepalives: a session whose machine vanished (no FIN) ends within
+            # about a minute, and with it its transaction and locks
+            own = conninfo_to_dict(given).get("options") or ""
+            options["options"] = f"{own} {SERVER_KEEPALIVES}".strip()
             conn = psycopg.connect(given, **options)
         return conn
 
@@ -286,6 +300,28 @@ class PostgresStore:
             ).fetchall()
         return dict(rows)
 
+    def latest_stored_counts(
+        self,
+        table: str,
+        day: dt.date,
+        lookback_days: int = LOOKBACK_DAYS,
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> dict[str, tuple[dt.date, int]]:
+        query = sql.SQL(
+            "SELECT DISTINCT ON (account) account, {0}, n FROM ("
+            "SELECT account, {0}, count(*) AS n FROM {1} WHERE {0} BETWEEN %s AND %s "
+            "GROUP BY account, {0}) AS days ORDER BY account, {0} DESC"
+        ).format(sql.Identifier(PARTITION_COLUMN), self._name(table))
+        since = day - dt.timedelta(days=lookback_days)
+        with (
+            self.errors(f"cannot read the latest stored days of {self.schema}.{table}"),
+            self.transaction(read_only=True, lock_wait_seconds=lock_wait_seconds) as conn,
+        ):
+            if not self.table_types(conn, [table]):
+                return {}
+            rows = conn.execute(query, [since, day]).fetchall()
+        return {str(account): (stored, int(count)) for account, stored, count in rows}
+
     def lock_table(self, conn: psycopg.Connection, table: str) -> None:
         """Serialise the writers of ``table`` until the transaction ends (two replacements
         of one day would otherwise both insert)."""
@@ -329,6 +365,25 @@ class PostgresStore:
                 )
             )
         return wanted
+
+    def add_columns(
+        self,
+        conn: psycopg.Connection,
+        table: str,
+        types: dict[str, str],
+        wanted: ColumnTypes,
+    ) -> dict[str, str]:
+        """Give ``table`` (whose columns are ``types``) the columns of ``wanted`` (DuckDB type
+        names) it lacks, so a table made before a column existed gains it; returns the
+        table's columns and types."""
+        missing = {name: kind for name, kind in wanted.items() if name not in types}
+        for name, kind in missing.items():
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    self._name(table), sql.Identifier(name), sql.SQL(postgres_type(kind, name))
+                )
+            )
+        return {**types, **{n: postgres_type(k, n) for n, k in missing.items()}}
 
     def ensure_table(self, table: str, column_types: ColumnTypes) -> None:
         with (
