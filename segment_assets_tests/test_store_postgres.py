@@ -71,7 +71,7 @@ def provider_frame(
             "segment_id": f"{account}-seg-{i}",
             # segment 1 is renamed on the fourth day
             "segment_name": f"Segment {i}" + (" (new name)" if i == 1 and offset >= 3 else ""),
-            # NULL only where the provider says it cannot count (see each registry entry's count rule)
+            # NULL only where the provider says it cannot count (the registry's count rules)
             "user_count": None
             if (provider, i) in {("onesignal", 2), ("usercom", 4)}
             else int((1000 + 100 * i + offset) * factor),
