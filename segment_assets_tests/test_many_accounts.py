@@ -13,6 +13,7 @@ import gc
 import threading
 import time
 import uuid
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -25,6 +26,7 @@ from segment_assets.providers.onesignal import OneSignalResource
 from segment_assets.providers.ratelimit import LATE_TOLERANCE, RateLimiter
 from segment_assets.snapshot import take_snapshot
 from segment_assets.store.file_locks import account_lock
+from segment_assets.store.postgres import PostgresStore
 
 from .conftest import YESTERDAY
 from .resilience import FAST
@@ -168,8 +170,21 @@ def test_forty_apps_are_snapshotted_at_once_each_at_its_own_pace_on_a_few_thread
     assert threads.peak <= threads.before + WORKERS
 
 
-def test_apps_waiting_for_their_locks_cost_no_thread_and_go_ahead_once_freed(strict, tmp_path):
-    database = str(tmp_path / "segment_assets.duckdb")
+@pytest.fixture(params=["duckdb", "postgresql"])
+def account_locks(request, tmp_path):
+    """Two runs' account locks on one store: this run's, and another run's (another
+    process in production: on PostgreSQL its own session)."""
+    if request.param == "duckdb":
+        database = str(tmp_path / "segment_assets.duckdb")
+        mine = other = partial(account_lock, database)
+        yield mine, other
+        return
+    url = request.getfixturevalue("database").url
+    yield PostgresStore(url).lock_account, PostgresStore(url).lock_account
+
+
+def test_apps_waiting_for_their_locks_cost_no_thread_and_go_ahead_once_freed(strict, account_locks):
+    mine, others = account_locks
     resources = apps(strict, 20)
     held = resources[:10]  # another run is snapshotting these ten
     holding = threading.Event()
@@ -177,14 +192,14 @@ def test_apps_waiting_for_their_locks_cost_no_thread_and_go_ahead_once_freed(str
     def other_run() -> None:
         with contextlib.ExitStack() as stack:
             for app in held:
-                stack.enter_context(account_lock(database, "onesignal", app.account(), "other"))
+                stack.enter_context(others("onesignal", app.account(), "other"))
             holding.set()
             time.sleep(1.5)
 
     log = Log()
 
     def lock(app: OneSignalResource):
-        return account_lock(database, "onesignal", app.account(), app.describe(), log)
+        return mine("onesignal", app.account(), app.describe(), log)
 
     other = threading.Thread(target=other_run)
     other.start()

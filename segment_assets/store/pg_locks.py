@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from segment_assets.providers import scheduler
 from segment_assets.store.base import NOTICE_AFTER_SECONDS, AccountBusyError
 
 if TYPE_CHECKING:
@@ -134,25 +135,30 @@ class AccountLocks:
                 log.info(f"{label}: waiting for another run's snapshot of this account to finish")
             noticed = True
 
-        local = self._local_lock(key)
-        if not local.acquire(timeout=max(0.0, min(NOTICE_AFTER_SECONDS, wait_seconds))):
-            notice()
-            if not local.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        delay = POLL_FIRST_SECONDS
+
+        def wait_a_little() -> None:
+            """Sleep before asking again: a timer of the loop inside a provider step's
+            scheduler (the other accounts go on), ``time.sleep`` outside one."""
+            nonlocal delay
+            now = time.monotonic()
+            if now >= deadline:
                 raise busy()
+            if now - started >= NOTICE_AFTER_SECONDS:
+                notice()
+            pause = min(delay, deadline - now)
+            if not noticed:  # wake for the notice after a second
+                pause = min(pause, started + NOTICE_AFTER_SECONDS - now)
+            scheduler.sleep(max(0.0, pause))
+            delay = min(delay * 2, POLL_MAX_SECONDS)
+
+        local = self._local_lock(key)
+        while not local.acquire(blocking=False):  # never block the scheduler's thread
+            wait_a_little()
         try:
             with self._using():
-                delay = POLL_FIRST_SECONDS
                 while (session := self._try(key, label)) is None:
-                    now = time.monotonic()
-                    if now >= deadline:
-                        raise busy()
-                    if now - started >= NOTICE_AFTER_SECONDS:
-                        notice()
-                    pause = min(delay, deadline - now)
-                    if not noticed:  # wake for the notice after a second
-                        pause = min(pause, started + NOTICE_AFTER_SECONDS - now)
-                    time.sleep(max(0.0, pause))
-                    delay = min(delay * 2, POLL_MAX_SECONDS)
+                    wait_a_little()
                 if noticed and log is not None:
                     waited = time.monotonic() - started
                     log.info(f"{label}: the other run finished after {waited:.1f} s")
