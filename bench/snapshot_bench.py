@@ -1,7 +1,7 @@
 """Snapshot benchmark: each provider client against the emulator, next to its theoretical bound.
 
 Run ``python bench/snapshot_bench.py`` (about six minutes), with ``--quick`` (about a
-minute), or with ``--store-only`` for the store case alone (no emulator; about a minute).
+minute), or with ``--store-only`` for the store case alone (no emulator; about two minutes).
 
 The emulator runs in its own process (so the client under test has a core and an
 interpreter of its own, as against a real API) with a set latency on every request and a
@@ -19,10 +19,13 @@ Then, with no latency and no rate limit:
 * memory: a 100,000-segment ActionHub snapshot in a fresh process (peak RSS);
 * Dagster: a full ``daily_segment_snapshot`` run (provider assets, drop checks,
   ``segment_drops``) of 1,000 segments per provider, next to the clients' own fetch time;
-* store: a DuckDB file of 400 days × 10,000 segments per provider, with a few planted drops
-  on the last day; the time of ``read_history`` (the 64 days detection needs) and
-  ``find_drops``, then — each against the 2 s target — the drop check of one partition and
-  one drop-sensor tick over three new partitions (one per provider, same day).
+* store: 400 days × 10,000 segments per provider, with a few planted drops on the last day,
+  in a DuckDB file and — when a PostgreSQL server is at hand (``SEGMENT_ASSETS_TEST_PG_DSN``
+  or the local binaries; ``--no-postgres`` leaves it out) — the same rows in PostgreSQL; on
+  each store, side by side (best of three): the time of ``read_history`` (the 64 days
+  detection needs) and ``find_drops``, then — each against the 2 s target — the drop check
+  of one partition and one drop-sensor tick over three new partitions (one per provider,
+  same day).
 
 The script exits non-zero and says which target was missed.
 """
@@ -40,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -497,21 +500,23 @@ def store(workdir: Path, misses: list[str], postgres: bool = True) -> None:
             os.environ.update(env)  # the sensor finds its store as the code location does
             times = rows.setdefault(name, {})
             for label, tables in (("all three tables", list(PROVIDER_TABLES)), (one, [one])):
-                t0 = time.perf_counter()
-                history = history_of(chosen, tables)
-                times[f"read_history, 64 days of {label}"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                find_drops(history, DAY)
-                times[f"  find_drops on the rows of {label}"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            flag_drops(chosen, [one], DAY)
-            times[CHECK_LABEL] = time.perf_counter() - t0
-            seconds, said[name] = sensor_tick()
-            times[TICK_LABEL] = seconds
+                times[f"read_history, 64 days of {label}"], history = best_of(
+                    lambda chosen=chosen, tables=tables: history_of(chosen, tables)
+                )
+                times[f"  find_drops on the rows of {label}"], _ = best_of(
+                    lambda history=history: find_drops(history, DAY)
+                )
+            times[CHECK_LABEL], _ = best_of(lambda chosen=chosen: flag_drops(chosen, [one], DAY))
+            ticks = [sensor_tick() for _ in range(STORE_REPEATS)]
+            times[TICK_LABEL], said[name] = min(ticks)
         os.environ.pop(DATABASE_URL_ENV, None)
 
     names = list(stores)
-    print(f"  {'seconds':<58}" + "".join(f"{n:>12}" for n in names) + "   target")
+    print(
+        f"  {f'seconds, best of {STORE_REPEATS}':<58}"
+        + "".join(f"{n:>12}" for n in names)
+        + "   target"
+    )
     for label in rows["DuckDB"]:
         figures = "".join(f"{rows[n][label]:10.2f} s" for n in names)
         verdict = ""
@@ -530,7 +535,20 @@ def store(workdir: Path, misses: list[str], postgres: bool = True) -> None:
             misses.append(f"the sensor tick on {name} should alert on 3 partitions: {text}")
 
 
+STORE_REPEATS = 3  # the machine may be shared: the best of three, the least disturbed run
 CHECK_LABEL = "drop check of one partition (flag_drops, usercom)"
+
+
+def best_of(call: Callable[[], object]) -> tuple[float, object]:
+    """The fastest of ``STORE_REPEATS`` calls, and what the last one returned."""
+    times, value = [], None
+    for _ in range(STORE_REPEATS):
+        t0 = time.perf_counter()
+        value = call()
+        times.append(time.perf_counter() - t0)
+    return min(times), value
+
+
 TICK_LABEL = "drop sensor tick over 3 new partitions"
 
 
