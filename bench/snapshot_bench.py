@@ -1,9 +1,10 @@
 """Snapshot benchmark: each provider client against the emulator, next to its theoretical bound.
 
 Run ``python bench/snapshot_bench.py`` (about ten minutes), with ``--quick`` (about two
-minutes), with ``--store-only`` for the store case alone (no emulator; about a minute), or
-with ``--accounts-only`` for the many-accounts case alone (about six minutes; ``--apps``,
-``--app-segments``, ``--pace`` and ``--no-baseline`` change it).
+minutes), with ``--store-only`` for the store case alone (no emulator; about two minutes;
+``--no-postgres`` for DuckDB only), or with ``--accounts-only`` for the many-accounts case
+alone (about six minutes; ``--apps``, ``--app-segments``, ``--pace`` and ``--no-baseline``
+change it).
 
 The emulator runs in its own process (so the client under test has a core and an
 interpreter of its own, as against a real API) with a set latency on every request and a
@@ -21,10 +22,13 @@ Then, with no latency and no rate limit:
 * memory: a 100,000-segment ActionHub snapshot in a fresh process (peak RSS);
 * Dagster: a full ``daily_segment_snapshot`` run (provider assets, drop checks,
   ``segment_drops``) of 1,000 segments per provider, next to the clients' own fetch time;
-* store: a DuckDB file of 400 days × 10,000 segments per provider, with a few planted drops
-  on the last day; the time of ``read_history`` (the 64 days detection needs) and
-  ``find_drops``, then — each against the 2 s target — the drop check of one partition and
-  one drop-sensor tick over three new partitions (one per provider, same day).
+* store: 400 days × 10,000 segments per provider, with a few planted drops on the last day,
+  in a DuckDB file and — when a PostgreSQL server is at hand (``SEGMENT_ASSETS_TEST_PG_DSN``
+  or the local binaries; ``--no-postgres`` leaves it out) — the same rows in PostgreSQL; on
+  each store, side by side (best of three): the time of ``read_history`` (the 64 days
+  detection needs) and ``find_drops``, then — each against the 2 s target — the drop check
+  of one partition and one drop-sensor tick over three new partitions (one per provider,
+  same day).
 
 Last, many accounts: 200 OneSignal apps × 20 segments in an emulator process of their own,
 each app held to a strict bucket of one request a second per endpoint (no burst) with 50 ms
@@ -53,7 +57,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import requests
@@ -422,6 +425,16 @@ def dagster_run(emu: Emulator, workdir: Path) -> None:
 
 
 # -- store -----------------------------------------------------------------------------
+def store_count_sql(days: int) -> str:
+    """The count of segment ``s`` on day ``d`` (0 = the first): steady with a little noise,
+    one segment in ``STORE_DROPS_EVERY`` losing 90 % on the last day. Plain integer SQL, so
+    DuckDB and PostgreSQL build the same rows."""
+    return (
+        "((1000 + s * 37 + ((s * 7919 + d * 104729) % 50)) * "
+        f"(CASE WHEN d = {days - 1} AND s % {STORE_DROPS_EVERY} = 7 THEN 0.1 ELSE 1 END))::bigint"
+    )
+
+
 def build_store(database: str, days: int, segments: int) -> None:
     import duckdb
 
@@ -440,11 +453,7 @@ def build_store(database: str, days: int, segments: int) -> None:
                 "account": "'acct'",
                 "segment_id": "'seg-' || s",
                 "segment_name": "'Segment ' || s",
-                "user_count": (
-                    "((1000 + s * 37 + (hash(s, d) % 50)) * "
-                    f"(CASE WHEN d = {days - 1} AND s % {STORE_DROPS_EVERY} = 7 "
-                    "THEN 0.1 ELSE 1 END))::bigint"
-                ),
+                "user_count": store_count_sql(days),
                 "fetched_at": "($first::date + d::int)::timestamp + interval 1 day",
             }
             exprs = ", ".join(values.get(c.name, "NULL") for c in schema.columns(provider))
@@ -455,72 +464,131 @@ def build_store(database: str, days: int, segments: int) -> None:
             )
 
 
-def store(workdir: Path, misses: list[str]) -> None:
-    import dagster as dg
-
-    from segment_assets.defs.alerts import DropAlerts
+def store(workdir: Path, misses: list[str], postgres: bool = True) -> None:
+    """The drop check and the sensor tick on the DuckDB file and, when a PostgreSQL server
+    is at hand (``SEGMENT_ASSETS_TEST_PG_DSN``, or the local binaries), on PostgreSQL with
+    the same rows: printed side by side, each against the 2 s target."""
     from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES, flag_drops
-    from segment_assets.defs.sensors import segment_drop_sensor
     from segment_assets.detection import find_drops, history_start
-    from segment_assets.store.duckdb_files import read_history
+    from segment_assets.store import DATABASE_URL_ENV, SegmentStore
+    from segment_assets.store.duckdb import DuckDBStore
+    from segment_assets.store.postgres import PostgresStore
 
     database = str(workdir / "store.duckdb")
     t0 = time.perf_counter()
     build_store(database, STORE_DAYS, STORE_SEGMENTS)
-    built = time.perf_counter() - t0
-    os.environ["SEGMENT_ASSETS_DUCKDB"] = database
+    built = {"DuckDB": time.perf_counter() - t0}
     planted = STORE_SEGMENTS // STORE_DROPS_EVERY
-    print(
-        f"\nStore: {STORE_DAYS} days × {STORE_SEGMENTS:,} segments × 3 providers "
-        f"({3 * STORE_DAYS * STORE_SEGMENTS:,} rows, built in {built:.1f} s); "
-        f"{planted} segments per provider drop 90 % on {DAY}"
-    )
+    stores: dict[str, tuple[SegmentStore, dict[str, str]]] = {
+        "DuckDB": (DuckDBStore(database), {"SEGMENT_ASSETS_DUCKDB": database})
+    }
+    with contextlib.ExitStack() as stack:
+        if postgres:
+            from store_bench import build_postgres_store, server
+            from store_bench import database as pg_database
 
-    def show(
-        label: str, call: Callable[[], object], target: float | None = None
-    ) -> tuple[float, object]:
+            try:
+                admin = stack.enter_context(server())
+            except SystemExit as exc:  # no server and no binaries: DuckDB alone
+                print(f"\n(PostgreSQL left out: {exc})")
+            else:
+                url = stack.enter_context(pg_database(admin))
+                t0 = time.perf_counter()
+                build_postgres_store(url, STORE_DAYS, STORE_SEGMENTS)
+                built["PostgreSQL"] = time.perf_counter() - t0
+                stores["PostgreSQL"] = (PostgresStore(url), {DATABASE_URL_ENV: url})
+        print(
+            f"\nStore: {STORE_DAYS} days × {STORE_SEGMENTS:,} segments × 3 providers "
+            f"({3 * STORE_DAYS * STORE_SEGMENTS:,} rows, built in "
+            + ", ".join(f"{seconds:.1f} s ({name})" for name, seconds in built.items())
+            + f"); {planted} segments per provider drop 90 % on {DAY}"
+        )
+        start = history_start(DAY)
+        one = "usercom_segments"
+
+        def history_of(chosen: SegmentStore, tables: list[str]) -> object:
+            extra = {t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS}
+            return chosen.read_history(tables, start, DAY, extra_columns=extra)
+
+        rows: dict[str, dict[str, float]] = {}
+        said: dict[str, str] = {}
+        for name, (chosen, env) in stores.items():
+            os.environ.pop(DATABASE_URL_ENV, None)
+            os.environ.update(env)  # the sensor finds its store as the code location does
+            times = rows.setdefault(name, {})
+            for label, tables in (("all three tables", list(PROVIDER_TABLES)), (one, [one])):
+                times[f"read_history, 64 days of {label}"], history = best_of(
+                    lambda chosen=chosen, tables=tables: history_of(chosen, tables)
+                )
+                times[f"  find_drops on the rows of {label}"], _ = best_of(
+                    lambda history=history: find_drops(history, DAY)
+                )
+            times[CHECK_LABEL], _ = best_of(lambda chosen=chosen: flag_drops(chosen, [one], DAY))
+            ticks = [sensor_tick() for _ in range(STORE_REPEATS)]
+            times[TICK_LABEL], said[name] = min(ticks)
+        os.environ.pop(DATABASE_URL_ENV, None)
+
+    names = list(stores)
+    print(
+        f"  {f'seconds, best of {STORE_REPEATS}':<58}"
+        + "".join(f"{n:>12}" for n in names)
+        + "   target"
+    )
+    for label in rows["DuckDB"]:
+        figures = "".join(f"{rows[n][label]:10.2f} s" for n in names)
+        verdict = ""
+        if label in (CHECK_LABEL, TICK_LABEL):
+            worst = max(rows[n][label] for n in names)
+            verdict = f"   < {TARGET_STORE_SECONDS:g} s: " + (
+                "ok" if worst < TARGET_STORE_SECONDS else "MISSED"
+            )
+            for n in names:
+                if rows[n][label] >= TARGET_STORE_SECONDS:
+                    misses.append(f"{label} ({n}): {rows[n][label]:.2f} s")
+        print(f"  {label:<58}{figures}{verdict}")
+    for name, text in said.items():
+        print(f"    the tick on {name}: {text}")
+        if "3 new partition(s), 3 alert(s)" not in text:
+            misses.append(f"the sensor tick on {name} should alert on 3 partitions: {text}")
+
+
+STORE_REPEATS = 3  # the machine may be shared: the best of three, the least disturbed run
+CHECK_LABEL = "drop check of one partition (flag_drops, usercom)"
+
+
+def best_of(call: Callable[[], object]) -> tuple[float, object]:
+    """The fastest of ``STORE_REPEATS`` calls, and what the last one returned."""
+    times, value = [], None
+    for _ in range(STORE_REPEATS):
         t0 = time.perf_counter()
         value = call()
-        seconds = time.perf_counter() - t0
-        verdict = ""
-        if target is not None:
-            verdict = f"  target < {target:g} s: " + ("ok" if seconds < target else "MISSED")
-        print(f"  {label:<58} {seconds:6.2f} s{verdict}")
-        return seconds, value
+        times.append(time.perf_counter() - t0)
+    return min(times), value
 
-    def timed(label: str, call: Callable[[], object]) -> object:
-        seconds, value = show(label, call, TARGET_STORE_SECONDS)
-        if seconds >= TARGET_STORE_SECONDS:
-            misses.append(f"{label}: {seconds:.2f} s >= {TARGET_STORE_SECONDS:g} s")
-        return value
 
-    start = history_start(DAY)
+TICK_LABEL = "drop sensor tick over 3 new partitions"
 
-    def history_of(tables: list[str]) -> object:
-        extra = {t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS}
-        return read_history(database, tables, start, DAY, extra_columns=extra)
 
-    one = "usercom_segments"
-    for label, tables in (("all three tables", list(PROVIDER_TABLES)), (one, [one])):
-        _, history = show(f"read_history, 64 days of {label}", partial(history_of, tables))
-        show("  find_drops on those rows", partial(find_drops, history, DAY))
-    timed(
-        "drop check of one partition (flag_drops, usercom)",
-        lambda: flag_drops(database, [one], DAY),
-    )
+def sensor_tick() -> tuple[float, str]:
+    """One tick of the drop sensor over three new partitions of DAY (one per provider), on a
+    fresh instance; its time and what it said."""
+    import dagster as dg
+
+    from segment_assets.defs.alerts import DropAlerts
+    from segment_assets.defs.drops import PROVIDER_TABLES
+    from segment_assets.defs.sensors import segment_drop_sensor
+
     with dg.instance_for_test() as instance:
         for table in PROVIDER_TABLES:
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset_key=table, partition=DAY.isoformat())
             )
         context = dg.build_sensor_context(instance=instance, resources={"alerts": DropAlerts()})
-        tick = timed(
-            "drop sensor tick over 3 new partitions", partial(segment_drop_sensor, context)
-        )
-    said = tick.skip_reason.skip_message if tick.skip_reason else ""  # type: ignore[union-attr]
-    print(f"    the tick: {said}")
-    if "3 new partition(s), 3 alert(s)" not in said:
-        misses.append(f"the sensor tick should alert on 3 partitions: {said}")
+        t0 = time.perf_counter()
+        tick = segment_drop_sensor(context)
+        seconds = time.perf_counter() - t0
+    text = tick.skip_reason.skip_message if tick.skip_reason else ""  # type: ignore[union-attr]
+    return seconds, text
 
 
 # -- many accounts ----------------------------------------------------------------------
@@ -806,6 +874,7 @@ def main() -> int:
     parser.add_argument(
         "--no-baseline", action="store_true", help="many accounts: skip the baseline's run"
     )
+    parser.add_argument("--no-postgres", action="store_true", help="the store case on DuckDB only")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--onesignal-rps", type=float, default=20.0)
     parser.add_argument("--actionhub-rps", type=float, default=200.0)
@@ -832,7 +901,7 @@ def main() -> int:
         return report(misses)
     if args.store_only:
         with tempfile.TemporaryDirectory() as tmp:
-            store(Path(tmp), misses)
+            store(Path(tmp), misses, postgres=not args.no_postgres)
         return report(misses)
     print(
         f"Snapshot bench ({'quick' if args.quick else 'full'}): OneSignal {sizes.onesignal:,} "
@@ -843,7 +912,7 @@ def main() -> int:
         pacing(emu, args.latency_ms / 1000, paces, misses, quick=args.quick)
         memory(emu, misses)
         dagster_run(emu, Path(tmp))
-        store(Path(tmp), misses)
+        store(Path(tmp), misses, postgres=not args.no_postgres)
     many_accounts(agency, args.pace, not args.no_baseline, misses, quick=args.quick)
     return report(misses)
 

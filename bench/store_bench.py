@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -43,10 +44,12 @@ from snapshot_bench import (  # noqa: E402
     STORE_SEGMENTS,
     TARGET_STORE_SECONDS,
     build_store,
+    store_count_sql,
 )
 
 from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES  # noqa: E402
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, history_start  # noqa: E402
+from segment_assets.providers import registry, schema  # noqa: E402
 from segment_assets.store.base import SegmentStore  # noqa: E402
 from segment_assets.store.duckdb import DuckDBStore  # noqa: E402
 from segment_assets.store.migrate import migrate_duckdb  # noqa: E402
@@ -101,6 +104,36 @@ def database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def build_postgres_store(url: str, days: int, segments: int) -> None:
+    """The rows :func:`snapshot_bench.build_store` puts in the DuckDB file, made by the
+    server itself (much faster than copying them): tables created by the store, as a run
+    would create them, then filled with one ``INSERT … SELECT`` each."""
+    first = DAY - dt.timedelta(days=days - 1)
+    store = PostgresStore(url)
+    for provider in registry.NAMES:
+        table = f"{provider}_segments"
+        store.ensure_table(table, {c.name: c.sql_type for c in schema.columns(provider)})
+        values = {
+            "snapshot_date": "%(first)s::date + d",
+            "provider": f"'{provider}'",
+            "account": "'acct'",
+            "segment_id": "'seg-' || s",
+            "segment_name": "'Segment ' || s",
+            "user_count": store_count_sql(days).replace("%", "%%"),  # not a parameter
+            "fetched_at": "(%(first)s::date + d)::timestamp + interval '1 day'",
+        }
+        exprs = ", ".join(values.get(c.name, "NULL") for c in schema.columns(provider))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO segments.{} SELECT " + exprs + " FROM generate_series(0, "
+                    "%(last_day)s) d, generate_series(0, %(last_segment)s) s ORDER BY d, s"
+                ).format(sql.Identifier(table)),
+                {"first": first, "last_day": days - 1, "last_segment": segments - 1},
+            )
+            conn.execute(sql.SQL("VACUUM ANALYZE segments.{}").format(sql.Identifier(table)))
 
 
 def best(call: Callable[[], object]) -> tuple[float, object]:

@@ -45,7 +45,7 @@ SETTING_ERRORS: tuple[type[Exception], ...] = (
 )
 # Step failures that a setting or an argument fixes, not a retry later (by class name: the
 # run reports its errors serialised). A store busy for longer than a step may wait
-# (StoreBusyError and its DuckDB form) is a run failure: trying again later fixes it.
+# (StoreBusyError, whatever the store) is a run failure: trying again later fixes it.
 STEP_SETTING_ERRORS = frozenset(
     {"ConfigurationError", "StoreError", "StorageError", "LatePartitionError"}
 )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,7 +26,7 @@ from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.assets import ACCOUNTS_CHECK, segment_drops
 from segment_assets.defs.sensors import segment_drop_sensor
 from segment_assets.emulator import EmulatorConfig, OneSignalApp
-from segment_assets.store import DATABASE_URL_ENV, SegmentStore, store_from_env
+from segment_assets.store import DATABASE_URL_ENV, SegmentStore, StoreError, store_from_env
 from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.postgres import PostgresStore
 
@@ -39,10 +41,11 @@ from .drop_story import (
     snapshot,
     write_history,
 )
-from .pg_fixtures import Database, _drop_database, _new_database
+from .pg_fixtures import Database, _drop_database, _new_database, postgres_bin
 from .resilience import FAST, error_text, requests_made
 
 HOOK_PATH = "/alerts"
+REPO = Path(__file__).resolve().parents[1]
 
 
 SECOND_APP = ("5d3c2b1a-6f5e-4d3c-8b7c-1a3f4e5d8b7c", "os_v2_app_second_app_key_for_tests")
@@ -134,12 +137,35 @@ def test_a_month_on_postgresql_finds_the_planted_drop_stores_it_once_and_alerts_
     assert name in capsys.readouterr().out
     assert main(["drops", "--date", month[-2].isoformat()]) == OK
 
+    # the README's psql examples read the same tables
+    onesignal_days, drops_table = readme_psql(database.url)
+    rows = [[cell.strip() for cell in line.split("|")] for line in onesignal_days.splitlines()]
+    assert [YESTERDAY.isoformat(), "onesignal", str(segments)] == rows[2][:3]
+    assert len([row for row in rows if row[1:2] == ["onesignal"]]) == 7
+    [drop] = [line for line in drops_table.splitlines() if name in line]
+    assert drop.split("|")[0].strip() == YESTERDAY.isoformat() and "ERROR" in drop
+
     assert not Path(duckdb_path).exists()  # nothing went to the DuckDB file
     # the password is in no run record and no event
     for record in instance.get_run_records():
         assert database.password not in serialize_value(record.dagster_run)
         for entry in instance.all_logs(record.dagster_run.run_id):
             assert database.password not in serialize_value(entry)
+
+
+def readme_psql(url: str) -> list[str]:
+    """The output of each ``psql`` example of the README, run against ``url``."""
+    psql = shutil.which("psql") or str((postgres_bin() or Path("/usr/bin")) / "psql")
+    examples = re.findall(
+        r'psql "\$SEGMENT_ASSETS_DATABASE_URL" -c "(.*?)"', (REPO / "README.md").read_text(), re.S
+    )
+    assert len(examples) == 2
+    outputs = []
+    for query in examples:
+        done = subprocess.run([psql, url, "-c", query], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    return outputs
 
 
 # -- the same behaviour on both stores ------------------------------------------------------
@@ -281,6 +307,15 @@ def test_an_unreachable_server_fails_every_step_before_any_provider_request(
     # the run's resources could not start: no step ran
     kinds = [e.event_type_value for e in result.all_events]
     assert "RESOURCE_INIT_FAILURE" in kinds and "STEP_START" not in kinds
+
+    # the sensor fails its tick with the same words, and keeps its cursor for the next one
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=ASSET, partition=YESTERDAY.isoformat())
+    )
+    context = dg.build_sensor_context(instance=instance, resources={"alerts": DropAlerts()})
+    with pytest.raises(StoreError, match="the server cannot be reached") as failed:
+        segment_drop_sensor(context)
+    assert DATABASE_URL_ENV in str(failed.value) and canary not in str(failed.value)
 
 
 def test_a_user_without_privileges_is_told_the_grant_before_any_provider_request(

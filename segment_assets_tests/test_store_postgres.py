@@ -35,11 +35,13 @@ from segment_assets.store import (
     StoreError,
     store_from_env,
 )
+from segment_assets.store.base import EMPTY_DAY_ACCEPTED
 from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.io_manager import PostgresSegmentsIOManager
 from segment_assets.store.migrate import migrate_duckdb
 from segment_assets.store.postgres import PostgresStore
 
+from .conftest import failure_text
 from .dagster_ui import free_port
 from .pg_fixtures import Database, _drop_database, _new_database
 
@@ -758,6 +760,55 @@ def test_the_io_manager_writes_and_reads_daily_partitions(pg, database, monkeypa
             assert database.password not in repr(record.dagster_run.run_config)
             for entry in instance.all_logs(record.dagster_run.run_id):
                 assert database.password not in repr(entry)
+
+
+@dg.asset(
+    partitions_def=DAILY,
+    config_schema={"rows": dg.Field(int, default_value=2), "accepted": dg.Field(int, 0)},
+    metadata={"partition_expr": "snapshot_date"},
+)
+def store_test_days(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
+    day = context.partition_time_window.start.date()
+    rows = context.op_execution_context.op_config["rows"]
+    frame = pd.DataFrame(
+        {
+            "snapshot_date": [day] * rows,
+            "segment_id": [f"s{i}" for i in range(rows)],
+            "colour": ["red"] * rows,  # a column the table made earlier does not have
+        }
+    )
+    accepted = context.op_execution_context.op_config["accepted"]
+    return dg.Output(frame, metadata={EMPTY_DAY_ACCEPTED: accepted})
+
+
+def test_the_io_manager_adds_new_columns_and_never_empties_a_day_unless_accepted(pg, monkeypatch):
+    monkeypatch.setenv(DATABASE_URL_ENV, pg.url.conninfo)
+    day = dt.date(2025, 3, 2)
+    pg.ensure_table("store_test_days", {"snapshot_date": "DATE", "segment_id": "VARCHAR"})
+
+    def run(rows: int, accepted: int = 0) -> dg.ExecuteInProcessResult:
+        with dg.instance_for_test() as instance:
+            return dg.materialize(
+                [store_test_days],
+                partition_key=day.isoformat(),
+                resources={"io_manager": pg.io_manager()},
+                instance=instance,
+                raise_on_error=False,
+                run_config={"ops": {"store_test_days": {"config": {"rows": rows,
+                                                                    "accepted": accepted}}}},
+            )  # fmt: skip
+
+    assert run(2).success
+    stored = pg.read_partition("store_test_days", day)
+    assert list(stored.columns) == ["snapshot_date", "segment_id", "colour"]
+    assert stored["colour"].tolist() == ["red", "red"]
+
+    refused = run(0)
+    assert not refused.success
+    assert "refusing to replace the 2 stored rows of store_test_days" in failure_text(refused)
+    assert len(pg.read_partition("store_test_days", day)) == 2
+    assert run(0, accepted=1).success
+    assert pg.read_partition("store_test_days", day).empty
 
 
 def test_the_io_manager_stops_a_step_before_the_asset_runs_when_it_may_not_write(
