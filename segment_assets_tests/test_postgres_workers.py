@@ -218,8 +218,10 @@ def test_two_workers_on_two_machines_never_snapshot_one_app_at_once(
                          ["beta", "gamma"], ONESIGNAL_MAX_RPS="10")  # fmt: skip
     for name, value in instance_db.items():
         monkeypatch.setenv(name, value)
-    with dg.DagsterInstance.from_config(str(first.cwd / "dagster_home")):
-        pass  # the instance's tables, created once before the workers start
+    with dg.DagsterInstance.from_config(str(first.cwd / "dagster_home")) as instance:
+        # the instance's tables and the pool's row, made once before the workers start (two
+        # first uses of a pool at the same moment can collide inside Dagster's own storage)
+        instance.event_log_storage.initialize_concurrency_limit_to_default("onesignal")
     two_days_ago = YESTERDAY - dt.timedelta(days=1)
     store = PostgresStore(database.url)
 
