@@ -137,7 +137,7 @@ def snapshot(
     accept_shrunk: bool = False,
 ) -> int:
     from segment_assets.definitions import defs
-    from segment_assets.defs.assets import ACCOUNTS_CHECK
+    from segment_assets.defs.account_check import ACCOUNTS_CHECK
 
     keys = [dg.AssetKey(registry.get(p).table) for p in providers]
     partitions = defs.resolve_assets_def(keys[0]).partitions_def

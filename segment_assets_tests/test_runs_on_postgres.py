@@ -22,8 +22,9 @@ from psycopg import sql
 
 from segment_assets.cli import DROPS_FOUND, OK, RUN_FAILED, USAGE_ERROR, main
 from segment_assets.config.environment import provider_resources_from_env
+from segment_assets.defs.account_check import ACCOUNTS_CHECK
 from segment_assets.defs.alerts import DropAlerts
-from segment_assets.defs.assets import ACCOUNTS_CHECK, segment_drops
+from segment_assets.defs.assets import segment_drops
 from segment_assets.defs.sensors import segment_drop_sensor
 from segment_assets.emulator import EmulatorConfig, OneSignalApp
 from segment_assets.store import DATABASE_URL_ENV, SegmentStore, StoreError, store_from_env

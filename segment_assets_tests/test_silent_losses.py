@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from segment_assets.cli import OK, RUN_FAILED
-from segment_assets.defs.assets import ACCOUNTS_CHECK, DAILY
+from segment_assets.defs.account_check import ACCOUNTS_CHECK
+from segment_assets.defs.assets import DAILY
 from segment_assets.emulator import EmulatorConfig
 from segment_assets.store.duckdb_files import SCHEMA, io_manager
 

@@ -32,9 +32,9 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from segment_assets.defs.account_check import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert, log_text
 from segment_assets.defs.alerts import DropAlerts
-from segment_assets.defs.assets import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops_by_table
 from segment_assets.store import SegmentStore, store_from_env
 from segment_assets.store.base import StoreBusyError
