@@ -57,6 +57,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -518,12 +519,12 @@ def store(workdir: Path, misses: list[str], postgres: bool = True) -> None:
             times = rows.setdefault(name, {})
             for label, tables in (("all three tables", list(PROVIDER_TABLES)), (one, [one])):
                 times[f"read_history, 64 days of {label}"], history = best_of(
-                    lambda chosen=chosen, tables=tables: history_of(chosen, tables)
+                    partial(history_of, chosen, tables)
                 )
                 times[f"  find_drops on the rows of {label}"], _ = best_of(
-                    lambda history=history: find_drops(history, DAY)
+                    partial(find_drops, history, DAY)
                 )
-            times[CHECK_LABEL], _ = best_of(lambda chosen=chosen: flag_drops(chosen, [one], DAY))
+            times[CHECK_LABEL], _ = best_of(partial(flag_drops, chosen, [one], DAY))
             ticks = [sensor_tick() for _ in range(STORE_REPEATS)]
             times[TICK_LABEL], said[name] = min(ticks)
         os.environ.pop(DATABASE_URL_ENV, None)
