@@ -8,8 +8,8 @@ from segment_assets.store.base import (
     AccountBusyError,
     SegmentStore,
     StoreError,
-    store_from_env,
 )
+from segment_assets.store.choose import store_from_env
 
 __all__ = [
     "DATABASE_URL_ENV",

@@ -1,7 +1,8 @@
-"""The one interface to where snapshots live, and the choice of implementation.
+"""The one interface to where snapshots live.
 
 Everything outside ``segment_assets.store`` talks to a :class:`SegmentStore`; only
-:func:`store_from_env` knows which database it is. ``SEGMENT_ASSETS_DATABASE_URL`` chooses:
+:func:`~segment_assets.store.choose.store_from_env` knows which database it is.
+``SEGMENT_ASSETS_DATABASE_URL`` chooses:
 
 * unset (or empty): the DuckDB file at ``SEGMENT_ASSETS_DUCKDB`` (the embedded default);
 * ``postgresql://user:password@host:port/db?sslmode=…`` (libpq URL syntax, every libpq
@@ -68,7 +69,6 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "check_partition_frame",
-    "store_from_env",
     "store_kind",
 ]
 
@@ -229,20 +229,3 @@ def store_kind(environ: Mapping[str, str] | None = None) -> str:
     for labels; nothing is checked (:func:`store_from_env` does that)."""
     env = os.environ if environ is None else environ
     return "postgres" if (env.get(DATABASE_URL_ENV) or "").strip() else "duckdb"
-
-
-def store_from_env(environ: Mapping[str, str] | None = None) -> SegmentStore:
-    """The store ``SEGMENT_ASSETS_DATABASE_URL`` names (see the module's docstring).
-
-    Nothing is opened: call :meth:`SegmentStore.check` to find out whether it can be used.
-    An unknown scheme or a malformed URL raises :class:`StoreError` naming the variable.
-    """
-    env = os.environ if environ is None else environ
-    raw = (env.get(DATABASE_URL_ENV) or "").strip()
-    if not raw:
-        from segment_assets.store.duckdb import DuckDBStore
-
-        return DuckDBStore.from_env(env)
-    from segment_assets.store.postgres import PostgresStore
-
-    return PostgresStore(raw, environ=env)

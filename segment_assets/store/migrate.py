@@ -25,8 +25,8 @@ from segment_assets.store.base import (
     SCHEMA,
     SegmentStore,
     StoreError,
-    store_from_env,
 )
+from segment_assets.store.choose import store_from_env
 
 PARTITION_COLUMN = "snapshot_date"
 
