@@ -306,8 +306,9 @@ def test_a_worker_killed_while_it_holds_a_lock_and_writes_leaves_whole_days_and_
         return bool(
             database.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
-                key_parts,
+                "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1 "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = %s)",
+                (*key_parts, database.name),
             )[0][0]
         )
 
