@@ -428,6 +428,9 @@ def read_history(
         frame["snapshot_date"] = dates_of(frame["snapshot_date"].to_numpy(), start)
     if "user_count" in frame:
         frame["user_count"] = frame["user_count"].astype("Int64")
+    owned = {c for table in present for c in extra_columns.get(table, ())}
+    for name in set(all_extra) - owned:  # NULL in every table read: its type varies by DuckDB
+        frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     return frame
 
 
