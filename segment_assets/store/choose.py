@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from segment_assets.store.base import DATABASE_URL_ENV, SegmentStore
+from segment_assets.store.base import DATABASE_URL_ENV, SegmentStore, store_kind
 from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.postgres import PostgresStore
 
@@ -18,7 +18,6 @@ def store_from_env(environ: Mapping[str, str] | None = None) -> SegmentStore:
     An unknown scheme or a malformed URL raises :class:`StoreError` naming the variable.
     """
     env = os.environ if environ is None else environ
-    raw = (env.get(DATABASE_URL_ENV) or "").strip()
-    if not raw:
+    if store_kind(env) == "duckdb":
         return DuckDBStore.from_env(env)
-    return PostgresStore(raw, environ=env)
+    return PostgresStore(env[DATABASE_URL_ENV].strip(), environ=env)
