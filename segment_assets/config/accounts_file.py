@@ -36,6 +36,12 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from segment_assets.config.detection_file import (
+    DETECTION,
+    DETECTION_FILE,
+    AccountDetectionFile,
+    DetectionFile,
+)
 from segment_assets.config.errors import ConfigurationError, Problem, explain, message, one_error
 from segment_assets.config.settings import (
     ACCOUNT_NAME,
@@ -62,6 +68,7 @@ class AccountSpec:
     label: str
     values: dict[str, Any] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
+    detection: AccountDetectionFile | None = None  # its ``detection:`` as written
 
     def where(self, setting: str) -> str:
         """How to name a setting in a message: ``onesignal.brand_b.app_id``."""
@@ -70,10 +77,12 @@ class AccountSpec:
 
 @dataclass(frozen=True)
 class AccountsFile:
-    """The checked file: for each provider it lists, its accounts in file order."""
+    """The checked file: for each provider it lists, its accounts in file order, and the
+    top-level ``detection:`` as written (None when absent)."""
 
     path: str
     providers: dict[str, list[AccountSpec]]
+    detection: DetectionFile | None = None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -147,7 +156,12 @@ def parse_accounts(text: str, path: str, environ: Mapping[str, str]) -> Accounts
     problems += _same_account_twice(providers, environ)
     if problems:
         raise one_error(f"the accounts file {path}", problems)
-    return AccountsFile(path=path, providers=providers)
+    detection = data.get(DETECTION) if isinstance(data, dict) else None
+    return AccountsFile(
+        path=path,
+        providers=providers,
+        detection=None if detection is None else DETECTION_FILE.model_validate(detection),
+    )
 
 
 def _accounts_as_written(data: Any) -> Iterator[tuple[Provider, str, dict[Any, Any]]]:
@@ -174,7 +188,12 @@ def _checked_accounts(data: Any) -> dict[str, list[AccountSpec]]:
         except ValidationError:
             continue  # reported with the file's problems
         spec = AccountSpec(
-            provider.name, name, account.words() or name, account.values(), account.variables()
+            provider.name,
+            name,
+            account.words() or name,
+            account.values(),
+            account.variables(),
+            account.detection,
         )
         providers[provider.name].append(spec)
     return providers
@@ -214,7 +233,7 @@ def _is_variable(name: Any) -> bool:
     return True
 
 
-def _identity(spec: AccountSpec, environ: Mapping[str, str]) -> str:
+def account_identity(spec: AccountSpec, environ: Mapping[str, str]) -> str:
     """What the account column will hold: program id, User.com app host, OneSignal app id
     (empty while its variable is unset)."""
     provider = registry.get(spec.provider)
@@ -232,7 +251,7 @@ def _same_account_twice(
     for provider, specs in providers.items():
         seen: dict[str, str] = {}
         for spec in specs:
-            ident = _identity(spec, environ)
+            ident = account_identity(spec, environ)
             if not ident:
                 continue  # its variable is not set: said already
             if ident in seen:

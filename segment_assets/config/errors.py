@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic_core import ErrorDetails
 
+from segment_assets.config.detection_file import detection_problem, is_detection_error
 from segment_assets.providers import registry
 from segment_assets.providers.errors import ConfigurationError
 
@@ -65,6 +66,9 @@ def explain(errors: Iterable[ErrorDetails]) -> list[Problem]:
         loc = tuple(str(part) for part in error["loc"])
         if loc[:2] in bad_names and loc[2:3] != ("[key]",):
             continue  # fix the name first
+        if is_detection_error(loc):
+            problems.append(detection_problem(error["loc"], error))
+            continue
         problems.append(_file_problem(loc, error))
     return problems
 
@@ -99,7 +103,7 @@ def _unknown_setting(provider: str, key: str) -> str:
     settings = sorted(s.name for s in registry.get(provider).settings)
     return (
         f"unknown setting {key!r}; {provider} accounts take {', '.join(settings)} "
-        "(text settings also as <setting>_env) and label"
+        "(text settings also as <setting>_env), label and detection"
     )
 
 

@@ -30,7 +30,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from segment_assets.config.detection_file import DETECTION, DETECTION_FILE, AccountDetectionFile
 from segment_assets.config.errors import ACCOUNT_NAME_RULE, ENV_SUFFIX
+from segment_assets.config.reraise import again
 from segment_assets.providers import registry
 from segment_assets.providers.http import validate_base_url
 from segment_assets.providers.registry import Provider
@@ -92,6 +94,7 @@ class AccountSettings(BaseModel):
     provider: ClassVar[Provider]
 
     label: Words = None  # type: ignore[assignment]  # not given unless in model_fields_set
+    detection: AccountDetectionFile | None = None  # its drop detection settings
 
     @model_validator(mode="wrap")
     @classmethod
@@ -132,14 +135,14 @@ class AccountSettings(BaseModel):
         try:
             account = handler(kept)
         except ValidationError as exc:
-            problems = [_again(error) for error in exc.errors()] + problems
+            problems = [again(error) for error in exc.errors()] + problems
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return account
 
     def values(self) -> dict[str, Any]:
         """The settings written as values in the file: setting → value."""
-        given = self.model_fields_set - {LABEL}
+        given = self.model_fields_set - {LABEL, DETECTION}
         return {name: getattr(self, name) for name in given if not name.endswith(ENV_SUFFIX)}
 
     def variables(self) -> dict[str, str]:
@@ -149,13 +152,6 @@ class AccountSettings(BaseModel):
 
     def words(self) -> str:
         return self.label if LABEL in self.model_fields_set else ""
-
-
-def _again(error: Any) -> InitErrorDetails:
-    details = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
-    if "ctx" in error:
-        details["ctx"] = error["ctx"]
-    return details
 
 
 def type_of(field: FieldInfo) -> Any:
@@ -192,6 +188,7 @@ def file_model() -> type[BaseModel]:
         p.name: (dict[AccountName, account_model(p)] | None, None)  # type: ignore[misc]
         for p in registry.PROVIDERS
     }
+    fields[DETECTION] = (DETECTION_FILE | None, None)
     config = ConfigDict(extra="forbid", strict=True)
     return create_model("AccountsFileSettings", __config__=config, **fields)
 
