@@ -72,7 +72,6 @@ def run_tick(
         log=log,
         store=DuckDBStore(database),
         today=YESTERDAY + dt.timedelta(days=1),
-        max_age_days=2,
         out_of_time=out_of_time,
     )
     tick.run(cursor)

@@ -10,12 +10,18 @@ single detection (:func:`flag_drops_by_table`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from segment_assets.detection import find_drops, history_start, is_vanished
+from segment_assets.config.detection import (
+    DetectionSettings,
+    SegmentRule,
+    detection_settings_from_env,
+)
+from segment_assets.detection import history_start, is_vanished
+from segment_assets.detection.configured import find_configured_drops
 from segment_assets.providers import registry, schema
 from segment_assets.store import SegmentStore
 from segment_assets.store.base import LOCK_RETRY_SECONDS
@@ -48,26 +54,33 @@ DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
 @dataclass(frozen=True)
 class DayDrops:
-    """What :func:`flag_drops` found: the drops, and how many provider accounts the history
-    it read holds (a table of drops names the account when there is more than one, even if
-    only one of them dropped)."""
+    """What :func:`flag_drops` found: the drops, how many provider accounts the history it
+    read holds (a table of drops names the account when there is more than one, even if
+    only one of them dropped), and how many of the day's segments each segment rule of
+    their accounts matched."""
 
     drops: pd.DataFrame
     accounts: int
+    rules_matched: Mapping[SegmentRule, int] = field(default_factory=dict)
 
 
 def flag_drops(
     store: SegmentStore,
     tables: Sequence[str],
     day: dt.date,
+    settings: DetectionSettings | None = None,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> DayDrops:
-    """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read.
+    """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read,
+    each judged with the thresholds ``settings`` give it (read from the accounts file now
+    when not given).
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
     ``segment_name`` and ``before``: the segment's last known count before ``day`` (NA if
     none).
     """
+    if settings is None:
+        settings = detection_settings_from_env()
     history = store.read_history(
         tables,
         start=history_start(day),
@@ -77,18 +90,21 @@ def flag_drops(
         },
         lock_wait_seconds=lock_wait_seconds,
     )
-    drops = find_drops(history, day)
+    providers = [TABLE_PROVIDERS[t] for t in tables]
+    drops, matched = find_configured_drops(history, day, settings, providers)
     if "segment_name" not in drops:
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
-    return DayDrops(out, int(history[["provider", "account"]].drop_duplicates().shape[0]))
+    accounts = int(history[["provider", "account"]].drop_duplicates().shape[0])
+    return DayDrops(out, accounts, matched)
 
 
 def flag_drops_by_table(
     store: SegmentStore,
     tables: Sequence[str],
     day: dt.date,
+    settings: DetectionSettings | None = None,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> dict[str, pd.DataFrame]:
     """:func:`flag_drops` of several provider tables with one read and one detection, split
@@ -98,7 +114,7 @@ def flag_drops_by_table(
     The detector judges each segment against its own history and each provider account on
     its own, so this finds exactly what :func:`flag_drops` of each table alone finds.
     """
-    drops = flag_drops(store, tables, day, lock_wait_seconds=lock_wait_seconds).drops
+    drops = flag_drops(store, tables, day, settings, lock_wait_seconds=lock_wait_seconds).drops
     return {
         table: drops[drops["provider"] == TABLE_PROVIDERS[table]].reset_index(drop=True)
         for table in tables

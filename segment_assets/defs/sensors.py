@@ -6,12 +6,14 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
 2. reads the new materialisations of the three provider assets from the event log, after a
    per-asset storage id kept in the cursor, so a restart neither loses nor repeats one;
 3. takes them in the order they were stored, a day at a time: the new partitions of one day
-   across the assets (normally one per provider) that are no older than
-   ``max_partition_age_days`` (backfills stay quiet) are judged together, with one store
-   read and one detection (never a provider call); each provider account with drops gets
-   one alert, named in words from the materialisation's ``account_labels``, and each
-   account the materialisation lists in ``account_failures`` (a snapshot that failed while
-   the provider's other accounts were stored) gets a ``snapshot_failed`` alert.
+   across the assets (normally one per provider) are judged together, with one store read
+   and one detection (never a provider call), with the detection settings the accounts
+   file holds at that tick; each provider account with drops gets one alert, named in words
+   from the materialisation's ``account_labels``, and each account the materialisation
+   lists in ``account_failures`` (a snapshot that failed while the provider's other
+   accounts were stored) gets a ``snapshot_failed`` alert. A drop alerts only while its
+   partition is no older than its segment's ``alert_max_age_days`` (so backfills stay
+   quiet); a partition older than every segment's is not judged at all.
 
 The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
 <partition>|<account>[|snapshot_failed]": {"alert": <payload>, "channels": [...]}}}``. A
@@ -32,15 +34,16 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from segment_assets.config.detection import DetectionSettings, detection_settings_from_env
 from segment_assets.defs.account_check import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert, log_text
 from segment_assets.defs.alerts import DropAlerts
-from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops_by_table
+from segment_assets.defs.drops import PROVIDER_TABLES, TABLE_PROVIDERS, flag_drops_by_table
+from segment_assets.detection.configured import within_alert_age
 from segment_assets.store import SegmentStore, store_from_env
 from segment_assets.store.base import StoreBusyError
 
 CURSOR_VERSION = 1
-DEFAULT_MAX_PARTITION_AGE_DAYS = 2
 MINIMUM_INTERVAL_SECONDS = 60
 TICK_BUDGET_SECONDS = 40.0  # of Dagster's 60 s per tick
 LOCK_WAIT_SECONDS = 10.0
@@ -223,8 +226,8 @@ class DropSensorTick:
     log: Any
     store: SegmentStore
     today: dt.date
-    max_age_days: int
     out_of_time: Callable[[], bool]
+    settings: DetectionSettings = field(default_factory=DetectionSettings)
     assets: Sequence[str] = PROVIDER_TABLES
     report: TickReport = field(default_factory=TickReport)
 
@@ -240,10 +243,12 @@ class DropSensorTick:
                 self.report.stopped = "time budget"
                 return
             alert = DropAlert.from_payload(entry["alert"])
-            if partition_age_days(alert.partition, self.today) > self.max_age_days:
+            own = self.settings.account(alert.provider, alert.account or "")
+            max_age = own.longest_alert_age_days()
+            if partition_age_days(alert.partition, self.today) > max_age:
                 self.log.warning(
                     f"drop alert {key} could not be sent to {', '.join(entry['channels'])} "
-                    f"within {self.max_age_days} days; giving up"
+                    f"within {max_age} days; giving up"
                 )
                 del cursor.pending[key]
                 continue
@@ -287,19 +292,26 @@ class DropSensorTick:
         materialisation says could not be snapshotted."""
         assets = list(records)
         self.report.partitions += len(assets)
-        if partition_age_days(partition, self.today) > self.max_age_days:
+        age = partition_age_days(partition, self.today)
+        providers = [TABLE_PROVIDERS[asset] for asset in assets]
+        if age > self.settings.longest_alert_age_days(providers):
             self.report.old_partitions += len(assets)
             return
         day = dt.date.fromisoformat(partition)
-        found = flag_drops_by_table(self.store, assets, day, lock_wait_seconds=LOCK_WAIT_SECONDS)
+        found = flag_drops_by_table(
+            self.store, assets, day, self.settings, lock_wait_seconds=LOCK_WAIT_SECONDS
+        )
         url = self.alerts.webserver_url
         for asset in assets:
             labels, failures = account_notes(records[asset])
-            drops = found[asset]
+            drops = within_alert_age(found[asset], self.settings, age)
             for account, own in drops.groupby(drops["account"].astype(str), sort=True):
                 alert = DropAlert.from_drops(asset, partition, own, url, labels.get(account))
                 self.alert(alert, cursor)
+            provider = TABLE_PROVIDERS[asset]
             for failure in failures:
+                if age > self.settings.account(provider, failure["account"]).alert_max_age_days:
+                    continue
                 self.alert(
                     DropAlert.snapshot_failed(
                         asset,
@@ -332,11 +344,9 @@ def account_notes(record: dg.EventLogRecord) -> tuple[dict[str, str], list[dict[
     return {k: v for k, v in labels.items() if v}, list(failures)
 
 
-def build_drop_sensor(
-    max_partition_age_days: int = DEFAULT_MAX_PARTITION_AGE_DAYS,
-    name: str = "segment_drop_sensor",
-) -> dg.SensorDefinition:
-    """The drop sensor; partitions more than ``max_partition_age_days`` old never alert."""
+def build_drop_sensor(name: str = "segment_drop_sensor") -> dg.SensorDefinition:
+    """The drop sensor; a drop alerts while its partition is no older than its segment's
+    ``alert_max_age_days`` (the accounts file's detection settings, read each tick)."""
 
     @dg.sensor(
         name=name,
@@ -345,19 +355,21 @@ def build_drop_sensor(
         description=(
             "Alerts once per provider account and new partition with dropped segments, and "
             "for accounts whose snapshot failed (Dagster log, Slack, JSON webhook), from the "
-            "stored snapshots; never for partitions older than "
-            f"{max_partition_age_days} days, so backfills stay quiet. Failed deliveries are "
-            "retried on the next tick."
+            "stored snapshots; never for partitions older than the segment's "
+            "alert_max_age_days (default 2 days), so backfills stay quiet. Failed deliveries "
+            "are retried on the next tick."
         ),
     )
     def segment_drop_sensor(
         context: dg.SensorEvaluationContext, alerts: DropAlerts
     ) -> dg.SensorResult:
         started = time.monotonic()
+        settings = detection_settings_from_env()  # as the accounts file says now
         try:
             cursor = DropSensorCursor.parse(context.cursor)
         except CursorError as exc:
-            hint = start_over_hint(name, max_partition_age_days)
+            max_age = settings.longest_alert_age_days(list(TABLE_PROVIDERS.values()))
+            hint = start_over_hint(name, max_age)
             raise CursorError(f"{name} cannot read its cursor: {exc}. {hint}") from None
         tick = DropSensorTick(
             instance=context.instance,
@@ -365,8 +377,8 @@ def build_drop_sensor(
             log=context.log,
             store=store_from_env(),
             today=dt.datetime.now(dt.UTC).date(),
-            max_age_days=max_partition_age_days,
             out_of_time=lambda: time.monotonic() - started > TICK_BUDGET_SECONDS,
+            settings=settings,
         )
         cursor = tick.run(cursor)
         return dg.SensorResult(skip_reason=tick.report.text(), cursor=cursor.serialize())
