@@ -132,7 +132,8 @@ class SegmentRuleFile(SegmentValues):
             problems.append(
                 _problem("a rule needs id: <segment id> or name: <glob on the name>", data)
             )
-        if not any(key in SEGMENT_SETTINGS for key in data):
+        unknown = set(data) - {"id", "name", *SEGMENT_SETTINGS}
+        if not unknown and not any(key in SEGMENT_SETTINGS for key in data):
             problems.append(
                 _problem(f"a rule must set at least one of {', '.join(SEGMENT_SETTINGS)}", data)
             )
