@@ -241,10 +241,20 @@ def readme_accounts_file() -> str:
     return section[section.index("```yaml") + len("```yaml") : section.index("```\n", 10)]
 
 
-def test_the_readme_example_is_a_valid_tuned_file(tmp_path):
+def test_the_readme_example_is_a_valid_tuned_file_and_resolves_as_it_says(tmp_path):
     settings = detection_settings_from_env(
         accounts_file(tmp_path, readme_accounts_file(), {"ONESIGNAL_WEB_API_KEY": "k"})
     )
 
-    assert settings.accounts  # it tunes at least one account
-    assert any(level.segments for level in settings.accounts.values())
+    resolved = resolve_segments(
+        settings,
+        segments(
+            ("onesignal", WEB, "49382cec", "Paying EU"),
+            ("onesignal", WEB, "t1", "Test push"),
+            ("onesignal", "another-app", "t1", "Test push"),
+        ),
+    ).values
+    # the id rule's percentage, the Paying * rule's age, the provider's users, the app's z
+    assert resolved.loc[0].tolist() == [60, 200, 5, 7, 7]
+    assert resolved.loc[1].tolist() == [35, 1000, 5, 7, 3]
+    assert resolved.loc[2].tolist() == [35, 200, 4, 7, 2]

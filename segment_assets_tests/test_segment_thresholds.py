@@ -12,13 +12,16 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pytest
 from pandas.testing import assert_frame_equal
 
+from segment_assets.config import ConfigurationError
 from segment_assets.config.detection import DetectionSettings, detection_settings_from_env
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import flag_drops
-from segment_assets.defs.sensors import DropSensorCursor, DropSensorTick
+from segment_assets.defs.sensors import DropSensorCursor, DropSensorTick, segment_drop_sensor
 from segment_assets.detection import DropThresholds, find_drops, is_vanished
+from segment_assets.detection.configured import find_configured_drops
 from segment_assets.detection.per_segment import find_drops_per_segment
 from segment_assets.store import SegmentStore
 from segment_assets.store.duckdb import DuckDBStore
@@ -193,11 +196,13 @@ def test_a_segment_rule_may_judge_a_young_segment_sooner(tmp_path):
     young = rows(APP, [("s-young", "Test launch", 10_000, 0.2)], days=5)  # 4 days of history
     text = TUNED.replace("min_drop_pct: 15    # test segments", "min_history_days: 3  #")
     settings = detection_settings_from_env(tuned_env(tmp_path, text))
-    store = DuckDBStore(str(tmp_path / "segment_assets.duckdb"))
-    write_days(store, young)
 
-    assert flag_drops(store, [TABLE], AS_OF, DetectionSettings()).drops.empty
-    assert set(flag_drops(store, [TABLE], AS_OF, settings).drops["segment_id"]) == {"s-young"}
+    untuned, _ = find_configured_drops(young, AS_OF, DetectionSettings(), ["onesignal"])
+    tuned, matched = find_configured_drops(young, AS_OF, settings, ["onesignal"])
+
+    assert untuned.empty
+    assert set(tuned["segment_id"]) == {"s-young"}
+    assert sorted(matched.values()) == [0, 0, 1]
 
 
 AGES = f"""
@@ -258,3 +263,18 @@ def test_the_sensor_alerts_a_late_partition_only_for_segments_whose_age_limit_al
     assert four_days_late.report.alerts == 1 and four_days_late.report.old_partitions == 0
     # 6 days old: older than every segment's limit, so not even judged
     assert six_days_late.report.old_partitions == 1 and six_days_late.report.alerts == 0
+
+
+def test_the_sensor_reads_the_accounts_file_at_each_tick(tmp_path, monkeypatch, duckdb_path):
+    config = tmp_path / "segment_assets.yaml"
+    monkeypatch.setenv("SEGMENT_ASSETS_CONFIG", str(config))
+    config.write_text("detection: {alert_max_age_days: 0}\n")
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources={"alerts": DropAlerts()}
+    )
+
+    with pytest.raises(ConfigurationError, match=r"detection.alert_max_age_days: must be"):
+        segment_drop_sensor(context)
+
+    config.write_text("detection: {alert_max_age_days: 4}\n")  # fixed: the next tick runs
+    assert "0 new partition(s)" in segment_drop_sensor(context).skip_reason.skip_message
