@@ -18,6 +18,7 @@ from segment_assets.config.detection import (
     detection_settings_from_env,
 )
 from segment_assets.config.segment_settings import resolve_segments
+from segment_assets.defs.thresholds_shown import thresholds_markdown
 from segment_assets.detection import DropThresholds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,3 +259,26 @@ def test_the_readme_example_is_a_valid_tuned_file_and_resolves_as_it_says(tmp_pa
     assert resolved.loc[0].tolist() == [60, 200, 5, 7, 7]
     assert resolved.loc[1].tolist() == [35, 1000, 5, 7, 3]
     assert resolved.loc[2].tolist() == [35, 200, 4, 7, 2]
+
+
+def test_the_settings_in_force_show_what_each_level_sets(tmp_path):
+    settings = detection_settings_from_env(accounts_file(tmp_path, TUNED))
+    rules = {r.index: r for r in settings.account("onesignal", WEB).segments}
+
+    shown = thresholds_markdown(settings, "onesignal", {rules[0]: 1, rules[1]: 4, rules[2]: 0})
+
+    table, legend = shown.split("\n\n")
+    rows = {
+        cells[0]: cells[1:]
+        for line in table.splitlines()[2:]
+        if (cells := [c.strip() for c in line.strip("|").split("|")])
+    }
+    assert rows["onesignal (every account)"] == ["**35**", "**100**", "4", "7", "**3**", ""]
+    assert rows[f"account web ({WEB})"] == ["35", "100", "**5**", "7", "3", ""]
+    assert rows["web: segments[0] id 49382cec"] == ["20", "", "", "", "", "1"]
+    assert rows["web: segments[1] name 'Test *'"] == ["50", "1000", "", "", "7", "4"]
+    assert rows["web: segments[2] name 'Test EU'"] == ["", "10", "", "", "", "0"]
+    assert f"account mobile ({MOBILE})" not in rows  # no settings of its own
+    assert "Bold" in legend
+    usercom = thresholds_markdown(settings, "usercom", {})
+    assert "account agency (agency-one.user.com)" in usercom and "**14**" in usercom

@@ -17,6 +17,7 @@ from pandas.testing import assert_frame_equal
 
 from segment_assets.config import ConfigurationError
 from segment_assets.config.detection import DetectionSettings, detection_settings_from_env
+from segment_assets.defs.account_check import ACCOUNT_FAILURES
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import flag_drops
 from segment_assets.defs.sensors import DropSensorCursor, DropSensorTick, segment_drop_sensor
@@ -31,6 +32,7 @@ DAYS = 10
 TABLE = "onesignal_segments"
 APP = "7c1a5e2b-3d4f-4a6b-9c8d-0e1f2a3b4c5d"
 OTHER_APP = "e4b8d2c6-1a3f-4e5d-8b7c-6f5e4d3c2b1a"
+KIOSK = "0b6e1f3a-9c2d-4e7b-8a5f-3d1c2b4a6e8f"
 COLUMN_TYPES = {
     "snapshot_date": "DATE",
     "provider": "VARCHAR",
@@ -214,6 +216,11 @@ onesignal:
       segments:
         - name: "Test *"
           alert_max_age_days: 5   # worth knowing late
+  kiosk:
+    app_id: {KIOSK}
+    api_key_env: ONESIGNAL_WEB_API_KEY
+    detection:
+      alert_max_age_days: 4       # a failed snapshot of it is worth knowing late too
 """
 
 
@@ -251,16 +258,26 @@ def test_the_sensor_alerts_a_late_partition_only_for_segments_whose_age_limit_al
         return tick
 
     with dg.DagsterInstance.ephemeral() as instance:  # in memory: a real instance, fast
+        # the day stored two apps; two more could not be snapshotted
+        failed = [
+            {"account": KIOSK, "error": "HTTP 403", "account_name": "kiosk"},
+            {"account": "2f4e6a8c-0b1d-4c3e-9f5a-7b6d8c0e2a41", "error": "HTTP 403"},
+        ]
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(asset_key=TABLE, partition=AS_OF.isoformat())
+            dg.AssetMaterialization(
+                asset_key=TABLE,
+                partition=AS_OF.isoformat(),
+                metadata={ACCOUNT_FAILURES: dg.MetadataValue.json(failed)},
+            )
         )
         four_days_late = tick(AS_OF + dt.timedelta(days=4), instance)
         six_days_late = tick(AS_OF + dt.timedelta(days=6), instance)
 
-    # 4 days old: past the default 2 days, within the Test * rule's 5
-    [alert] = receiver.delivered("/hook")
-    assert (alert["account"], [d["segment_id"] for d in alert["drops"]]) == (APP, ["s-test"])
-    assert four_days_late.report.alerts == 1 and four_days_late.report.old_partitions == 0
+    # 4 days old: past the default 2 days, within the Test * rule's 5 and the kiosk's 4
+    drops, kiosk = receiver.delivered("/hook")
+    assert (drops["account"], [d["segment_id"] for d in drops["drops"]]) == (APP, ["s-test"])
+    assert (kiosk["kind"], kiosk["account"]) == ("snapshot_failed", KIOSK)
+    assert four_days_late.report.alerts == 2 and four_days_late.report.old_partitions == 0
     # 6 days old: older than every segment's limit, so not even judged
     assert six_days_late.report.old_partitions == 1 and six_days_late.report.alerts == 0
 

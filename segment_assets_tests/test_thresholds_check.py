@@ -53,7 +53,8 @@ def rerun_check(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInPr
 
 def table_rows(markdown: str) -> dict[str, list[str]]:
     """A Markdown table's rows by their first cell: the other cells, stripped."""
-    lines = [line.strip().strip("|").split("|") for line in markdown.splitlines()]
+    table = markdown.split("\n\n")[0]  # then the legend
+    lines = [line.strip().strip("|").split("|") for line in table.splitlines()]
     header, _, *rows = lines
     assert [c.strip() for c in header] == [
         "applies to",

@@ -310,8 +310,9 @@ class DropSensorTick:
                 self.alert(alert, cursor)
             provider = TABLE_PROVIDERS[asset]
             for failure in failures:
-                if age > self.settings.account(provider, failure["account"]).alert_max_age_days:
-                    continue
+                own = self.settings.account(provider, str(failure["account"]))
+                if age > own.alert_max_age_days:
+                    continue  # too late to tell for this account
                 self.alert(
                     DropAlert.snapshot_failed(
                         asset,

@@ -16,6 +16,10 @@ from segment_assets.config.detection_file import SEGMENT_SETTINGS
 THRESHOLDS = "thresholds"
 UNMATCHED = "segment_rules_matching_nothing"
 _NOT_LISTED = "— (account not in this day)"
+_LEGEND = (
+    "\n\n_Bold: set in the accounts file at that level (else the defaults, or inherited). "
+    "A rule's empty cell is inherited; segments: how many of the day's it matched._"
+)
 
 
 def _number(value: Any) -> str:
@@ -26,25 +30,27 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _level_row(label: str, level: AccountDetection, matched: str) -> dict[str, str]:
+def _level_row(label: str, level: AccountDetection, written: Mapping[str, Any]) -> dict[str, str]:
     values = level.segment_values()
-    return {
-        "applies to": label,
-        **{n: _number(values[n]) for n in SEGMENT_SETTINGS},
-        "segments": matched,
-    }
+    cells = {n: _number(values[n]) for n in SEGMENT_SETTINGS}
+    cells = {n: f"**{text}**" if n in written else text for n, text in cells.items()}
+    return {"applies to": label, **cells, "segments": ""}
 
 
 def thresholds_markdown(
     settings: DetectionSettings, provider: str, matched: Mapping[SegmentRule, int]
 ) -> str:
     """The settings of ``provider``'s segments: its defaults, then each account with
-    settings of its own (its values in force), then each of its rules (the values it sets;
-    an empty cell is inherited) with how many segments it matched on the day judged."""
-    rows = [_level_row(f"{provider} (every account)", settings.provider(provider), "")]
+    settings of its own (its values in force, those it sets in bold), then each of its
+    rules (the values it sets; an empty cell is inherited) with how many segments it
+    matched on the day judged."""
+    written = settings.written
+    provider_set = {**written.get("*", {}), **written.get(provider, {})}
+    rows = [_level_row(f"{provider} (every account)", settings.provider(provider), provider_set)]
     for account, level in settings.accounts_of(provider).items():
         name = settings.account_names.get((provider, account), account)
-        rows.append(_level_row(f"account {name} ({account})", level, ""))
+        own = written.get((provider, account), {})
+        rows.append(_level_row(f"account {name} ({account})", level, own))
         for rule in sorted(level.segments, key=lambda r: r.index):
             count = matched.get(rule)
             rows.append(
@@ -55,7 +61,7 @@ def thresholds_markdown(
                 }
             )
     table = pd.DataFrame(rows).map(_cell)
-    return table.to_markdown(index=False, disable_numparse=True)
+    return table.to_markdown(index=False, disable_numparse=True) + _LEGEND
 
 
 def unmatched_rules(matched: Mapping[SegmentRule, int]) -> list[SegmentRule]:
