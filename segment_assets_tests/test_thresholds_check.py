@@ -11,7 +11,7 @@ import pytest
 
 from segment_assets.defs.checks import CHECK_NAME
 
-from .conftest import YESTERDAY
+from .conftest import YESTERDAY, failure_text
 from .drop_story import (
     APP_ID,
     ONESIGNAL,
@@ -39,7 +39,9 @@ def evaluation(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
     return found
 
 
-def rerun_check(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def rerun_check(
+    resources: dict, instance: dg.DagsterInstance, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
     """Run the drop check alone on yesterday's partition, as the UI's *Execute* of a check
     does (the asset is not materialised again; no provider is called)."""
     return dg.materialize(
@@ -48,6 +50,7 @@ def rerun_check(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInPr
         tags={"dagster/partition": YESTERDAY.isoformat()},
         resources=resources,
         instance=instance,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -136,3 +139,12 @@ def test_segment_rules_change_what_the_check_flags_and_a_rerun_reads_the_edited_
     assert deep_name in table and mild_name not in table
     assert again.metadata["segment_rules_matching_nothing"].value == 0
     assert "segments[" not in again.metadata["thresholds"].value
+
+    # A typo while editing: the re-run fails and says where, rather than judging with
+    # something else.
+    accounts_file(config, "- name: 'Test *'\n  min_drop_pct: -5\n")
+    broken = rerun_check(resources, instance, raise_on_error=False)
+    assert not broken.success
+    assert "onesignal.shop.detection.segments[0].min_drop_pct: must be a percentage" in (
+        failure_text(broken)
+    )

@@ -112,7 +112,6 @@ class DetectionSettings:
     accounts: Mapping[tuple[str, str], AccountDetection] = field(default_factory=dict)
     account_names: Mapping[tuple[str, str], str] = field(default_factory=dict)
     written: Mapping[Any, Mapping[str, Any]] = field(default_factory=dict)
-    path: str | None = None
 
     def provider(self, provider: str) -> AccountDetection:
         """The settings of a provider's accounts that the file gives none of their own."""
@@ -205,7 +204,6 @@ def detection_settings(
         accounts=MappingProxyType(settings),
         account_names=MappingProxyType(names),
         written=MappingProxyType(written),
-        path=accounts.path,
     )
 
 
