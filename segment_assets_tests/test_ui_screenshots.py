@@ -57,7 +57,7 @@ def test_the_check_page_lists_the_segments_that_fell_as_the_readme_shows(tmp_pat
         assert len(dropped) >= 3 and kept  # most of one account fell; other segments did not
 
         check_shots = [s for s in scenario.shots if s.needs == "check"]
-        table = next(s for s in check_shots if s.click == ("[Show Markdown]",))
+        table = next(s for s in check_shots if s.file == "drop-check-segments.png")
         with browser_page() as page:
             # The failed check's metadata table names exactly the segments that fell.
             open_shot(page, url, table, facts)

@@ -4,10 +4,10 @@ image, the page, what to click and wait for, the part of the page to keep, and t
 must show.
 
 Texts may name the world's facts in ``{}``: ``{day}`` (the partition with the drops),
-``{account}`` and ``{account_label}`` (the account of the first planted drop, its name and
-its words), ``{dropped[0]}`` … (the names of the segments planted to drop, largest first),
-``{dropped_count}`` and ``{segments}`` (how many fell, and how many countable segments that
-account has).
+``{account}``, ``{account_id}`` and ``{account_label}`` (the account of the first planted
+drop: its name in the accounts file, its id and its words), ``{dropped[0]}`` … (the names
+of the segments planted to drop, largest first), ``{dropped_count}`` and ``{segments}``
+(how many fell, and how many countable segments that account has).
 """
 
 from __future__ import annotations
@@ -54,6 +54,17 @@ class World(_Strict):
     )
     drops: tuple[PlantedDrop, ...] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _drops_fit(self) -> World:
+        countable = self.segments_per_app - 1  # one segment of each app is user-based
+        for drop in self.drops:
+            if drop.segments > countable:
+                raise ValueError(
+                    f"{drop.account} drops {drop.segments} segments, but an app of "
+                    f"segments_per_app {self.segments_per_app} has {countable} countable ones"
+                )
+        return self
+
 
 class Frame(_Strict):
     """The part of the page kept. Across: the open dialog (``dialog``), or from just left of
@@ -76,6 +87,14 @@ class Frame(_Strict):
         return self
 
 
+class Click(_Strict):
+    """A text to click in the table row that shows another text, such as the
+    ``[Show Markdown]`` of one metadata entry: ``{text: "[Show Markdown]", row: thresholds}``."""
+
+    text: str
+    row: str
+
+
 class Shot(_Strict):
     """One image."""
 
@@ -85,7 +104,9 @@ class Shot(_Strict):
         default="check", description="What must have happened before the page is opened."
     )
     ready: tuple[str, ...] = Field(default=(), description="Texts to wait for on the page.")
-    click: tuple[str, ...] = Field(default=(), description="Texts clicked in turn.")
+    click: tuple[str | Click, ...] = Field(
+        default=(), description="Texts clicked in turn (the last element showing each)."
+    )
     frame: Frame
     expect: tuple[str, ...] = Field(min_length=1, description="Texts the image must show.")
     width: int = Field(default=1200, ge=600, le=2000, description="The window's width, px.")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.screenshots.scenario import Shot, fill
+from scripts.screenshots.scenario import Click, Shot, fill
 
 MARGIN = 16  # px of the page kept above and below the framing texts
 LEFT_MARGIN = 40  # px kept left of the ``from`` text: room for the icon that often leads it
@@ -49,14 +49,18 @@ class Box:
 
 def open_shot(page: Any, url: str, shot: Shot, facts: Mapping[str, Any]) -> None:
     """Open the shot's page, wait until its ``ready`` texts show, and click its ``click``
-    texts in turn (each the last element showing exactly that text)."""
+    texts in turn (each the last element showing exactly that text, in its row if given)."""
     page.set_viewport_size({"width": shot.width, "height": shot.height})
     page.goto(url + fill(shot.page, facts))
     page.add_style_tag(content=NO_MOTION)
     for text in shot.ready:
         visible(page, fill(text, facts))
-    for text in shot.click:
-        visible(page, fill(text, facts), exact=True).click()
+    for target in shot.click:
+        if isinstance(target, Click):
+            row = page.locator("tr").filter(has_text=fill(target.row, facts))
+            visible(row, fill(target.text, facts), exact=True).click()
+        else:
+            visible(page, fill(target, facts), exact=True).click()
 
 
 def visible(scope: Any, text: str, exact: bool = False) -> Any:

@@ -24,7 +24,7 @@ import dagster as dg
 import pandas as pd
 
 from scripts.screenshots.scenario import World
-from segment_assets.config import provider_resources
+from segment_assets.config import ConfigurationError, load_accounts, provider_resources
 from segment_assets.defs.alerts import alerts_from_env
 from segment_assets.defs.assets import PROVIDER_ASSETS
 from segment_assets.defs.checks import DROP_CHECKS
@@ -120,12 +120,25 @@ def days_ending(last: dt.date, count: int) -> list[dt.date]:
 
 
 def place_world(world: World, folder: Path) -> WorldPlace:
-    """Lay out a world in the new folder ``folder``: the instance (created, so that a UI
-    and the runs can open it side by side), the accounts file, and the variables, with its
-    drops due on yesterday's partition (the sensor alerts for recent partitions only).
-    Alert links keep their default (``http://localhost:3000``), as in the README."""
+    """Lay out a world in ``folder`` (its ``dagster_home`` must not exist yet): the
+    accounts file, checked; the instance, created so that a UI and the runs can open it side
+    by side; and the variables, with the drops due on yesterday's partition (the sensor
+    alerts for recent partitions only). Alert links keep their default
+    (``http://localhost:3000``), as in the README."""
+    port = free_port()
+    accounts = folder / "segment_assets.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        **emulator_env(f"http://{HOST}:{port}", accounts),
+        "SEGMENT_ASSETS_DUCKDB": str(folder / "segment_assets.duckdb"),
+    }
+    if world.accounts_file.strip():
+        with accounts.open("a") as file:
+            file.write("\n" + world.accounts_file)
+    check_accounts(world, env)
     home = folder / "dagster_home"
-    home.mkdir(parents=True)
+    home.mkdir()
+    env["DAGSTER_HOME"] = str(home)
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     # The UI invites a new instance's user to Dagster's community in a dialog over every page
     # until this file of the instance says it was seen.
@@ -136,18 +149,24 @@ def place_world(world: World, folder: Path) -> WorldPlace:
         contextlib.redirect_stdout(io.StringIO()),  # the storages' own news of the upgrade
     ):
         instance.upgrade(print_fn=lambda _message: None)
-    port = free_port()
-    accounts = folder / "segment_assets.yaml"
-    env = {
-        **emulator_env(f"http://{HOST}:{port}", accounts),
-        "DAGSTER_HOME": str(home),
-        "SEGMENT_ASSETS_DUCKDB": str(folder / "segment_assets.duckdb"),
-    }
-    if world.accounts_file.strip():
-        with accounts.open("a") as file:
-            file.write("\n" + world.accounts_file)
     day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     return WorldPlace(home=home, env=env, day=day, emulator_port=port)
+
+
+def check_accounts(world: World, env: Mapping[str, str]) -> None:
+    """Every account the scenario drops segments of is a OneSignal account of the accounts
+    file in ``env``; the file itself loads (the scenario may add settings to it)."""
+    try:
+        loaded = load_accounts(env)
+    except ConfigurationError as exc:
+        raise WorldError(f"the scenario's accounts_file does not load: {exc}") from None
+    names = sorted(a.name for a in (loaded.providers.get(PROVIDER, []) if loaded else []))
+    for drop in world.drops:
+        if drop.account not in names:
+            raise WorldError(
+                f"the scenario drops segments of the account {drop.account!r}; the "
+                f"{PROVIDER} accounts are {', '.join(names)}"
+            )
 
 
 def build_world(world: World, place: WorldPlace) -> dict[str, Any]:
@@ -181,12 +200,7 @@ def plant_drops(
     by_name = {a.name: a for a in accounts.all_accounts()}
     facts: dict[str, Any] = {}
     for drop in world.drops:
-        if drop.account not in by_name:
-            raise WorldError(
-                f"the scenario drops segments of the account {drop.account!r}; the accounts "
-                f"are {', '.join(sorted(by_name))}"
-            )
-        account = by_name[drop.account]
+        account = by_name[drop.account]  # place_world checked the names
         emulator.state.set_date(day)
         countable = [
             r for r in emulator.state.truth(PROVIDER, account.account()) if not r["user_based"]
@@ -203,6 +217,7 @@ def plant_drops(
         if not facts:  # the first planted drop is the one texts speak of
             facts = {
                 "account": account.name,
+                "account_id": account.account(),
                 "account_label": account.words,
                 "dropped": [r["name"] for r in dropped],
                 "dropped_count": len(dropped),
