@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LOWEST_VENV := .venv-lowest
 LOWEST_STAMP := $(LOWEST_VENV)/.installed
 
-.PHONY: demo test test-fast test-lowest bench lint format clean
+.PHONY: demo test test-fast test-lowest bench screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -39,7 +39,7 @@ $(LOWEST_STAMP): pyproject.toml
 
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_VENV)/bin/uv pip list --python $(LOWEST_VENV)/bin/python | grep -Ei \
-		'^(dagster[a-z-]*|duckdb|filelock|numpy|pandas|psycopg2-binary|pydantic|pytest[a-z-]*|pyyaml|requests|tabulate|urllib3) '
+		'^(dagster[a-z-]*|duckdb|filelock|numpy|pandas|playwright|psycopg2-binary|pydantic|pytest[a-z-]*|pyyaml|requests|tabulate|urllib3) '
 	$(LOWEST_VENV)/bin/ruff check --no-cache .
 	$(LOWEST_VENV)/bin/ruff format --no-cache --check .
 	$(LOWEST_VENV)/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider
@@ -47,6 +47,11 @@ test-lowest: $(LOWEST_STAMP)
 bench: $(STAMP)
 	$(PY) bench/detection_bench.py
 	$(PY) bench/snapshot_bench.py
+
+# The README's screenshots of Dagster's UI, taken again by Debian's Chromium
+# (apt-get install chromium) from scripts/screenshots/scenario.yaml into docs/images/.
+screenshots: $(STAMP)
+	$(PY) -m scripts.screenshots
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
