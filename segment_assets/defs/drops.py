@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from segment_assets.detection import find_drops, history_start, is_vanished
+from segment_assets.detection.incidents import scope_drops
 from segment_assets.providers import registry, schema
 from segment_assets.store import SegmentStore
 from segment_assets.store.base import LOCK_RETRY_SECONDS
@@ -42,6 +43,12 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("drop_pct", "DOUBLE", "Percent below expected (NULL when it vanished)."),
     schema.Column("severity", "VARCHAR", "ERROR or WARN."),
     schema.Column("reason", "VARCHAR", "The drop in words; starts with 'vanished' for those."),
+    schema.Column(
+        "scope",
+        "VARCHAR",
+        "'account' when most of the account's segments fell (or vanished) that day, an "
+        "account-wide incident; else 'segment'.",
+    ),
 )
 DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
@@ -65,8 +72,9 @@ def flag_drops(
     """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read.
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
-    ``segment_name`` and ``before``: the segment's last known count before ``day`` (NA if
-    none).
+    ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
+    none), and ``scope`` and ``account_segments`` (see
+    :func:`segment_assets.detection.incidents.mark_scope`).
     """
     history = store.read_history(
         tables,
@@ -78,6 +86,7 @@ def flag_drops(
         lock_wait_seconds=lock_wait_seconds,
     )
     drops = find_drops(history, day)
+    drops = scope_drops(drops, history, day)  # account-wide incidents
     if "segment_name" not in drops:
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
