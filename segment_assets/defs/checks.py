@@ -14,6 +14,7 @@ import pandas as pd
 
 from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
 from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
+from segment_assets.defs.incident_text import check_description
 from segment_assets.providers import registry
 from segment_assets.store import store_from_env
 
@@ -38,7 +39,7 @@ def check_result(drops: pd.DataFrame, accounts: int | None = None) -> dg.AssetCh
         passed=False,
         severity=severity,
         metadata=metadata,
-        description=f"{name}: {first['reason']}{more}",
+        description=check_description(drops) or f"{name}: {first['reason']}{more}",
     )
 
 
