@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from segment_assets.detection import find_drops, history_start, is_vanished
 from segment_assets.detection.incidents import scope_drops
+from segment_assets.detection.recovery import empty_recovery, judge_recovery
 from segment_assets.providers import registry, schema
 from segment_assets.store import SegmentStore
 from segment_assets.store.base import LOCK_RETRY_SECONDS
@@ -61,6 +62,8 @@ class DayDrops:
 
     drops: pd.DataFrame
     accounts: int
+    #: :func:`~segment_assets.detection.recovery.judge_recovery` of the segments watched
+    back: pd.DataFrame = field(default_factory=empty_recovery)
 
 
 def flag_drops(
@@ -68,8 +71,11 @@ def flag_drops(
     tables: Sequence[str],
     day: dt.date,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    watch: pd.DataFrame | None = None,
 ) -> DayDrops:
-    """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read.
+    """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read;
+    with ``watch`` (``provider, account, segment_id``: segments with an open incident),
+    also whether those are back (``back``).
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
     ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
@@ -91,7 +97,8 @@ def flag_drops(
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
-    return DayDrops(out, int(history[["provider", "account"]].drop_duplicates().shape[0]))
+    back = judge_recovery(history, day, watch) if watch is not None else empty_recovery()
+    return DayDrops(out, int(history[["provider", "account"]].drop_duplicates().shape[0]), back)
 
 
 def flag_drops_by_table(
@@ -108,6 +115,12 @@ def flag_drops_by_table(
     its own, so this finds exactly what :func:`flag_drops` of each table alone finds.
     """
     drops = flag_drops(store, tables, day, lock_wait_seconds=lock_wait_seconds).drops
+    return by_table(drops, tables)
+
+
+def by_table(drops: pd.DataFrame, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """``{table: its rows}`` of a frame of several provider tables' segments (by
+    ``provider``), for every table of ``tables``."""
     return {
         table: drops[drops["provider"] == TABLE_PROVIDERS[table]].reset_index(drop=True)
         for table in tables
