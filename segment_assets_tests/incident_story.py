@@ -12,6 +12,8 @@ import pandas as pd
 
 from segment_assets.providers import schema
 from segment_assets.store import SegmentStore
+from segment_assets.store.duckdb import DuckDBStore
+from segment_assets.store.duckdb_files import connect
 
 TABLE = "onesignal_segments"
 TYPES = {c.name: c.sql_type for c in schema.columns("onesignal")}
@@ -23,15 +25,14 @@ def level(s: int) -> int:
     return 2000 + 700 * s
 
 
-def write_day(
-    store: SegmentStore,
+def day_rows(
     day: dt.date,
     apps: Mapping[str, int],
     changed: Mapping[tuple[str, int], float | None] | None = None,
-) -> None:
-    """Store ``day``'s snapshot of ``apps`` (app id → number of segments): every segment
-    at its level with a little noise, times its factor in ``changed`` ((app, segment) →
-    factor, or ``GONE``)."""
+) -> pd.DataFrame:
+    """``day``'s snapshot of ``apps`` (app id → number of segments): every segment at its
+    level with a little noise, times its factor in ``changed`` ((app, segment) → factor, or
+    ``GONE``)."""
     changed = changed or {}
     rng = np.random.default_rng(day.toordinal())
     rows = []
@@ -54,14 +55,33 @@ def write_day(
             )
     frame = pd.DataFrame(rows).reindex(columns=list(TYPES))
     frame["user_count"] = frame["user_count"].astype("Int64")
-    store.write_partition(TABLE, day, frame, column_types=TYPES)
+    return frame
+
+
+def write_day(
+    store: SegmentStore,
+    day: dt.date,
+    apps: Mapping[str, int],
+    changed: Mapping[tuple[str, int], float | None] | None = None,
+) -> None:
+    """Store ``day``'s snapshot (:func:`day_rows`) as the IO manager stores a partition."""
+    store.write_partition(TABLE, day, day_rows(day, apps, changed), column_types=TYPES)
 
 
 def write_days(store: SegmentStore, first: dt.date, last: dt.date, apps: Mapping[str, int]) -> None:
-    day = first
-    while day <= last:
+    """Ordinary days from ``first`` to ``last``: on DuckDB in one write (each write opens the
+    file), on PostgreSQL a partition at a time."""
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    if isinstance(store, DuckDBStore):
+        frame = pd.concat([day_rows(day, apps) for day in days], ignore_index=True)  # noqa: F841
+        with connect(store.database) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {store.schema}")
+            columns = ", ".join(f"{name} {kind}" for name, kind in TYPES.items())
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {store.schema}.{TABLE} ({columns})")
+            conn.execute(f"INSERT INTO {store.schema}.{TABLE} BY NAME SELECT * FROM frame")
+        return
+    for day in days:
         write_day(store, day, apps)
-        day += dt.timedelta(days=1)
 
 
 def report(

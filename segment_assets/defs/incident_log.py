@@ -74,7 +74,8 @@ def _days(values: pd.Series) -> pd.Series:
 
 @dataclass
 class IncidentLog:
-    """The incidents table of ``store``, read at most once between writes."""
+    """The incidents table of ``store``: read once, then kept up to date with what this
+    object writes."""
 
     store: SegmentStore
     lock_wait_seconds: float
@@ -138,23 +139,25 @@ class IncidentLog:
                 "vanished": is_vanished(new).to_numpy(),
             }
         )
-        added = self.store.append_rows(
-            INCIDENTS_TABLE, frame.reset_index(drop=True), INCIDENT_TYPES
-        )
-        self._rows = None
+        frame = frame.reset_index(drop=True)
+        added = self.store.append_rows(INCIDENTS_TABLE, frame, INCIDENT_TYPES)
+        mine = frame.assign(opened_on=pd.Timestamp(day), closed_on=pd.NaT)
+        rows = self.rows()
+        self._rows = pd.concat([rows, mine], ignore_index=True) if len(rows) else mine
         return added
 
     def close(self, ids: Sequence[str], day: dt.date, why: str) -> int:
         """Close the incidents ``ids`` on ``day`` for ``why``; returns how many."""
         if not len(ids):
             return 0
-        closed = self.store.update_rows(
-            INCIDENTS_TABLE,
-            "incident_id",
-            list(ids),
-            {"closed_on": day, "closed_at": _utc_now(), "closed_why": why},
-        )
-        self._rows = None
+        values = {"closed_on": day, "closed_at": _utc_now(), "closed_why": why}
+        closed = self.store.update_rows(INCIDENTS_TABLE, "incident_id", list(ids), values)
+        rows = self.rows()
+        mine = rows["incident_id"].isin(list(ids))
+        for name, value in {**values, "closed_on": pd.Timestamp(day)}.items():
+            rows[name] = rows[name].astype(object)
+            rows.loc[mine, name] = value
+        rows["closed_on"] = _days(rows["closed_on"])
         return closed
 
 
