@@ -177,7 +177,9 @@ def recovered(watch: pd.DataFrame, back: pd.DataFrame) -> pd.DataFrame:
     out = now.merge(incidents, on=KEY)
     out["segment_name"] = out["segment_name"].where(out["segment_name"].notna(), out["name_then"])
     out["opened_on"] = out["opened_on"].dt.strftime("%Y-%m-%d")
-    return out.reset_index(drop=True)
+    out["low"] = pd.to_numeric(out["low"], errors="coerce").round().astype("Int64")
+    out["vanished"] = out["vanished"].astype("boolean").fillna(False).astype(bool)
+    return out.sort_values("user_count", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def expired(watch: pd.DataFrame, day: dt.date) -> pd.Series:
