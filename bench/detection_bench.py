@@ -769,9 +769,10 @@ class AccountWideCase:
 
 def account_wide_case(rng: np.random.Generator, n_days: int, lo: int, n_accounts: int):
     """``n_accounts`` accounts of 6–60 segments; half have one incident in the evaluated
-    days (from ``lo``): a quarter of those lose 50–100 % of their segments for good (small
-    accounts of 6–20 segments: larger ones are refused at snapshot when most segments are
-    gone), the others see 60–100 % of their segments fall for 1–7 days, 40 % of them to
+    days (from ``lo``): a quarter of those lose half of their segments or more, all but one,
+    for good (small accounts of 6–20 segments: larger ones are refused at snapshot when most
+    segments are gone; an account with none listed is an outage, not lost segments), the
+    others see 60–100 % of their segments fall for 1–7 days, 40 % of them to
     zero. Every segment may also fall on its own (about one in 500 segment-days)."""
     names = np.array(list(ACCOUNTS), dtype=object)
     prov, acc, ids, logs, present = [], [], [], [], []
@@ -792,6 +793,8 @@ def account_wide_case(rng: np.random.Generator, n_days: int, lo: int, n_accounts
             day = int(rng.integers(lo, n_days - 1))
             share = rng.uniform(0.5, 1.0) if kind == "vanish" else rng.uniform(0.6, 1.0)
             hit = rng.permutation(size)[: max(int(np.ceil(share * size)), 3)]
+            if kind == "vanish":  # one stays listed: an account with none listed is an outage
+                hit = hit[: size - 1]
             if kind == "vanish":
                 shown[hit, day:] = False
             else:

@@ -5,10 +5,14 @@ written through either store."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
 
 from segment_assets.config.errors import ConfigurationError
@@ -22,8 +26,9 @@ from segment_assets.defs.incident_log import (
 )
 from segment_assets.defs.sensors import DropSensorCursor, build_drop_sensor
 from segment_assets.detection.recovery import judge_recovery
-from segment_assets.store import SegmentStore
+from segment_assets.store import DATABASE_URL_ENV, SegmentStore
 from segment_assets.store.duckdb import DuckDBStore
+from segment_assets.store.duckdb_files import connect
 
 from .conftest import YESTERDAY
 from .drop_story import ERROR_DROP, drop_frame
@@ -57,6 +62,17 @@ def incidents(store: SegmentStore) -> pd.DataFrame:
     for name in ("opened_on", "closed_on"):
         rows[name] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in rows[name]]
     return rows.set_index("segment_id").sort_index()
+
+
+def readme_open_incidents(store: SegmentStore) -> list[tuple]:
+    """The rows of the README's query of the open incidents, run on ``store``."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [query] = re.findall(r"```sql\n(.*?segments\.segment_incidents.*?)```", readme, re.S)
+    if isinstance(store, DuckDBStore):
+        with connect(store.database, read_only=True) as conn:
+            return conn.execute(query).fetchall()
+    with psycopg.connect(os.environ[DATABASE_URL_ENV]) as conn:
+        return conn.execute(query).fetchall()
 
 
 def test_a_drop_alerts_once_stays_quiet_while_low_and_one_recovered_message_closes_it(
@@ -125,6 +141,8 @@ def test_a_drop_alerts_once_stays_quiet_while_low_and_one_recovered_message_clos
     assert set(closed["closed_on"]) == {first + dt.timedelta(days=2)}
     assert set(closed["closed_why"]) == {"recovered"}
     assert after.loc[f"{STEADY}-seg-1", "closed_on"] is None
+    [still_open] = readme_open_incidents(any_store)
+    assert still_open[1:] == ("onesignal", STEADY, f"{STEADY} segment 1", "segment", "ERROR")
 
     # Day 3: the webhook is back and gets the recovered message it missed; the steady app's
     # segment is back too: its own message, and every incident is closed.

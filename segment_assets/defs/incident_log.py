@@ -141,7 +141,9 @@ class IncidentLog:
         )
         frame = frame.reset_index(drop=True)
         added = self.store.append_rows(INCIDENTS_TABLE, frame, INCIDENT_TYPES)
-        mine = frame.assign(opened_on=pd.Timestamp(day), closed_on=pd.NaT)
+        mine = frame.reindex(columns=list(INCIDENT_TYPES)).assign(
+            opened_on=pd.Timestamp(day), closed_on=pd.NaT
+        )
         rows = self.rows()
         self._rows = pd.concat([rows, mine], ignore_index=True) if len(rows) else mine
         return added
