@@ -31,8 +31,7 @@ def users_lost(drops: pd.DataFrame) -> pd.Series:
     """Users each drop lost: its last count before the day (else its expected count) less
     its count that day (all of it for a vanished segment)."""
     expected = drops["expected"].astype("float64")
-    before = drops["before"] if "before" in drops else expected
-    before = pd.to_numeric(before, errors="coerce").astype("float64")
+    before = pd.to_numeric(drops.get("before", expected), errors="coerce").astype("float64")
     start = before.where(before.notna(), expected)
     after = pd.to_numeric(drops["user_count"], errors="coerce").astype("float64").fillna(0.0)
     return (start - after).fillna(0.0)

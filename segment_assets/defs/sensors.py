@@ -18,11 +18,12 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
    every drop alerted opens one.
 
 The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
-<partition>|<account>[|snapshot_failed]": {"alert": <payload>, "channels": [...]}}}``. A
-cursor of another version, or one that does not have this shape, fails the tick with a
-message that says how to start over (:class:`CursorError`): it is never read as something
-else. A tick stops early, keeping its place, when it nears Dagster's 60 s limit or the store
-stays locked by a writer for ``LOCK_WAIT_SECONDS``.
+<partition>|<account>[|<kind>]": {"alert": <payload>, "channels": [...]}}}`` (kind
+``snapshot_failed`` or ``recovered``; none for drops). A cursor of another version, or one
+that does not have this shape, fails the tick with a message that says how to start over
+(:class:`CursorError`): it is never read as something else. A tick stops early, keeping its
+place, when it nears Dagster's 60 s limit or the store stays locked by a writer for
+``LOCK_WAIT_SECONDS``.
 """
 
 import datetime as dt
