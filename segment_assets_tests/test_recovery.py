@@ -144,48 +144,31 @@ def test_a_drop_alerts_once_stays_quiet_while_low_and_one_recovered_message_clos
     [still_open] = readme_open_incidents(any_store)
     assert still_open[1:] == ("onesignal", STEADY, f"{STEADY} segment 1", "segment", "ERROR")
 
-    # Day 3: the webhook is back and gets the recovered message it missed; the steady app's
-    # segment is back too: its own message, and every incident is closed.
+    # Day 3: the webhook is back and gets the recovered message it missed. Recovery messages
+    # are now switched off: the steady app's segment is back, its incident closes, unsaid.
     receiver.status[HOOK] = 200
-    assert "1 alert(s); 1 earlier alert(s) delivered" in next_day(3, {})
-    late, steady_back = receiver.delivered(HOOK)[-2:]
+    alerts = DropAlerts(
+        slack_webhook_url=receiver.url(SLACK),
+        alert_webhook_url=receiver.url(HOOK),
+        recovery_messages=False,
+    )
+    assert "0 alert(s); 1 earlier alert(s) delivered" in next_day(3, {})
+    late = receiver.delivered(HOOK)[-1]
     assert (late["kind"], late["recovered_count"], late["partition"]) == ("recovered", 4, day2)
-    assert {r["opened_on"] for r in late["recovered"]} == {first.isoformat()}
-    assert (steady_back["kind"], steady_back["account"]) == ("recovered", STEADY)
-    [segment] = steady_back["recovered"]
-    assert segment["segment_id"] == f"{STEADY}-seg-1"
-    assert abs(segment["user_count"] - level(1)) < 0.05 * level(1)
-    assert segment["low"] < 0.15 * level(1)
-    assert incidents(any_store)["closed_on"].notna().all()
+    for segment in late["recovered"]:
+        s = int(segment["segment_id"].rsplit("-", 1)[1])
+        assert segment["opened_on"] == first.isoformat() and segment["low"] == 0
+        assert abs(segment["user_count"] - level(s)) < 0.05 * level(s)
+        assert segment["scope"] == "account"
+    assert not any(STEADY in str(r.body) for r in receiver.requests[-2:])
+    closed = incidents(any_store)
+    assert closed.loc[f"{STEADY}-seg-1", "closed_why"] == "recovered"
+    assert closed["closed_on"].notna().all()
 
     # Nothing new: nothing sent.
     sent = len(receiver.requests)
     tick(instance, cursor, alerts)
     assert len(receiver.requests) == sent
-
-
-def test_with_recovery_messages_off_the_incident_closes_without_a_message(
-    tmp_path, monkeypatch, instance, receiver
-):
-    store = DuckDBStore(str(tmp_path / "segment_assets.duckdb"))
-    monkeypatch.setenv("SEGMENT_ASSETS_DUCKDB", store.database)
-    monkeypatch.setenv("ALERT_RECOVERIES", "off")
-    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", receiver.url(HOOK))
-    alerts = alerts_from_env().process_config_and_initialize()
-    assert alerts.recovery_messages is False
-    apps = {STEADY: 3}
-    first = YESTERDAY - dt.timedelta(days=1)
-    write_days(store, first - dt.timedelta(days=8), first - dt.timedelta(days=1), apps)
-    write_day(store, first, apps, {(STEADY, 2): 0.1})
-    report(instance, first)
-    cursor = tick(instance, None, alerts).cursor
-    write_day(store, YESTERDAY, apps)
-    report(instance, YESTERDAY)
-    tick(instance, cursor, alerts)
-    assert [h["kind"] for h in receiver.delivered(HOOK)] == ["drops"]
-    [row] = incidents(store).to_dict("records")
-    assert row["closed_why"] == "recovered" and row["closed_on"] == YESTERDAY
 
 
 def test_the_recovery_switch_takes_on_or_off_and_says_what_else_it_takes(monkeypatch):
