@@ -42,6 +42,14 @@ the days after a drop — is a false alert. ``find_drops``'s "vanished" rows are
 separately and not scored as drops; the baseline is not charged for an alert on the day a
 segment was deleted either.
 
+**Account-wide incidents**, a case of its own (not in the scores): accounts where most
+segments fall on one day (an integration returning zeros, or a fall of 50–95 %) or vanish
+together, mixed with ordinary accounts whose segments fall one at a time. Each day is
+judged and alerted per account as the sensor does; printed: how many incidents are told as
+one account-wide alert, how many alert lines a team reads against one line per segment,
+and on how many account-days without an incident the scope was account-wide (target: 95 %
+told, none).
+
 The baseline is what today's tools do: mean and standard deviation of a 14-day window that
 includes the tested day, alert when z < -3, at least 7 days of data, missing or NULL
 counts read as zero.
@@ -67,7 +75,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from segment_assets.defs.alert_payload import DropAlert  # noqa: E402
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, is_vanished  # noqa: E402
+from segment_assets.detection.incidents import ACCOUNT, scope_drops  # noqa: E402
 
 START = dt.date(2025, 1, 1)
 ACCOUNTS: dict[str, tuple[str, ...]] = {
@@ -739,6 +749,108 @@ def build(seed: int, quick: bool) -> tuple[Scenario, int, int]:
     return combine(parts), n_days, eval_days
 
 
+# --------------------------------------------------------------------------------------
+# Account-wide incidents, a case of its own (its accounts are not in the scores above): on
+# one day most segments of an account fall together (an integration that returns zeros, or
+# a fall of 50–95 %) or vanish together, among ordinary accounts whose segments fall one at
+# a time now and then.
+
+TARGET_TOLD_SHARE = 0.95  # of the planted incidents told as one account-wide alert
+TARGET_FALSE_ACCOUNT_WIDE = 0  # account-wide scope on an account-day without an incident
+
+
+@dataclass
+class AccountWideCase:
+    history: pd.DataFrame
+    accounts: list[tuple[str, str]]  # (provider, account)
+    segments: int
+    incidents: dict[tuple[str, int], str]  # (account, day) → "fall" or "vanish"
+
+
+def account_wide_case(rng: np.random.Generator, n_days: int, lo: int, n_accounts: int):
+    """``n_accounts`` accounts of 6–60 segments; half have one incident in the evaluated
+    days (from ``lo``): a quarter of those lose half of their segments or more, all but one,
+    for good (small accounts of 6–20 segments: larger ones are refused at snapshot when most
+    segments are gone; an account with none listed is an outage, not lost segments), the
+    others see 60–100 % of their segments fall for 1–7 days, 40 % of them to
+    zero. Every segment may also fall on its own (about one in 500 segment-days)."""
+    names = np.array(list(ACCOUNTS), dtype=object)
+    prov, acc, ids, logs, present = [], [], [], [], []
+    incidents: dict[tuple[str, int], str] = {}
+    accounts = []
+    for a in range(n_accounts):
+        provider = str(names[a % 3])
+        account = f"{provider}-incidents-{a:02d}"
+        kind = "vanish" if a % 8 == 1 else ("fall" if a % 2 == 1 else None)
+        size = int(rng.integers(6, 21)) if kind == "vanish" else int(rng.integers(6, 61))
+        base = _base(rng, size, n_days, low=2_000, high=500_000, noise=(0.003, 0.02))
+        shown = np.ones((size, n_days), dtype=bool)
+        lone = rng.random((size, n_days)) < 1 / 500  # a segment falling on its own
+        lone[:, : lo - 7] = False
+        for s, d in zip(*np.nonzero(lone), strict=True):
+            base[s, d : d + int(rng.integers(1, 8))] += np.log(1 - rng.uniform(0.4, 0.95))
+        if kind is not None:
+            day = int(rng.integers(lo, n_days - 1))
+            share = rng.uniform(0.5, 1.0) if kind == "vanish" else rng.uniform(0.6, 1.0)
+            hit = rng.permutation(size)[: max(int(np.ceil(share * size)), 3)]
+            if kind == "vanish":  # one stays listed: an account with none listed is an outage
+                hit = hit[: size - 1]
+            if kind == "vanish":
+                shown[hit, day:] = False
+            else:
+                end = day + int(rng.integers(1, 8))
+                zero = rng.random() < 0.4
+                fall = np.log(1 - rng.uniform(0.5, 0.95, hit.size))[:, None]
+                base[hit, day:end] = -np.inf if zero else base[hit, day:end] + fall
+            incidents[(account, day)] = kind
+        accounts.append((provider, account))
+        prov += [provider] * size
+        acc += [account] * size
+        ids += [f"{account}-{s:02d}" for s in range(size)]
+        logs.append(base)
+        present.append(shown)
+    log_count, shown = np.concatenate(logs), np.concatenate(present)
+    with np.errstate(over="ignore"):
+        counts = rng.poisson(np.exp(np.minimum(log_count, np.log(1e12)))).astype(float)
+    observed = np.where(shown, counts, np.nan)
+    n_seg = observed.shape[0]
+    counted_day = np.broadcast_to(np.arange(n_days), observed.shape)
+    history = _to_frame(
+        np.array(prov, dtype=object), np.array(acc, dtype=object), np.array(ids, dtype=object),
+        observed, shown, np.zeros(observed.shape, dtype=bool), counted_day,
+    )  # fmt: skip
+    return AccountWideCase(history, accounts, n_seg, incidents)
+
+
+def judge_account_wide(case: AccountWideCase, n_days: int, eval_days: int) -> dict[str, int]:
+    """Each evaluated day judged as the sensor does (``find_drops`` and the accounts'
+    scope), then alerted per account: incidents told as one account-wide alert, the alert
+    lines a team reads against one line per segment, and account-wide scope on days
+    without an incident."""
+    out = {"told": 0, "lines": 0, "segment_lines": 0, "false_wide": 0, "ordinary_days": 0}
+    out |= {kind: 0 for kind in ("fall", "vanish", "fall_told", "vanish_told")}
+    for d in range(n_days - eval_days, n_days):
+        as_of = START + dt.timedelta(days=d)
+        drops = scope_drops(find_drops(case.history, as_of), case.history, as_of)
+        alerted = dict(iter(drops.groupby("account")))
+        for provider, account in case.accounts:
+            own = alerted.get(account)
+            wide = own is not None and (own["scope"] == ACCOUNT).any()
+            kind = case.incidents.get((account, d))
+            if kind is not None:
+                out[kind] += 1
+                out[f"{kind}_told"] += int(wide)
+            else:
+                out["ordinary_days"] += 1
+                out["false_wide"] += int(wide)
+            if own is not None:
+                alert = DropAlert.from_drops(f"{provider}_segments", str(as_of), own, "http://d")
+                out["lines"] += len(alert.lines())
+                out["segment_lines"] += alert.drop_count
+    out["told"] = out["fall_told"] + out["vanish_told"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller run (about 30 s)")
@@ -797,6 +909,20 @@ def main(argv: list[str] | None = None) -> int:
         "one snapshot (not drops)"
     )
 
+    rng = np.random.default_rng(args.seed + 2)
+    wide_days = 90 + eval_days
+    case = account_wide_case(rng, wide_days, wide_days - eval_days, 16 if args.quick else 48)
+    wide = judge_account_wide(case, wide_days, eval_days)
+    planted = wide["fall"] + wide["vanish"]
+    print(
+        f"account-wide incidents: {len(case.accounts)} accounts, {case.segments:,} segments, "
+        f"{eval_days} days; {planted} incidents ({wide['fall']} falls, {wide['vanish']} "
+        f"lists vanishing) told as one account-wide alert: {wide['told']} "
+        f"({wide['fall_told']} and {wide['vanish_told']}); {wide['lines']:,} alert lines "
+        f"to read against {wide['segment_lines']:,} with a line per segment; account-wide "
+        f"scope on {wide['false_wide']} of {wide['ordinary_days']:,} account-days without one"
+    )
+
     wall_s, cpu_s, rows = time_find_drops(10_000, 400, repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
@@ -823,6 +949,10 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(
                 f"{label}: false alerts not below {TARGET_FALSE_RATIO:.0%} of the baseline's"
             )
+    if wide["told"] < TARGET_TOLD_SHARE * planted:
+        failures.append(f"account-wide incidents: {wide['told']} of {planted} told as such")
+    if wide["false_wide"] > TARGET_FALSE_ACCOUNT_WIDE:
+        failures.append(f"account-wide scope on {wide['false_wide']} ordinary account-days")
     # The CPU time of the call: its wall time on an idle machine, and, unlike wall time, it
     # does not grow when other processes share the machine.
     if cpu_s >= TARGET_SECONDS:

@@ -107,6 +107,8 @@ ERROR_DROP: dict = {
     "severity": "ERROR",
     "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
     "before": 5400,
+    "scope": "segment",
+    "account_segments": 12,
 }
 VANISHED_DROP: dict = {
     **ERROR_DROP,
@@ -122,4 +124,6 @@ VANISHED_DROP: dict = {
 
 
 def drop_frame(*rows: dict) -> pd.DataFrame:
-    return pd.DataFrame(list(rows)).astype({"user_count": "Int64", "before": "Int64"})
+    return pd.DataFrame(list(rows)).astype(
+        {"user_count": "Int64", "before": "Int64", "account_segments": "Int64"}
+    )

@@ -52,6 +52,19 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
     assert "• Winter sale (old): 1,200 → gone (vanished) WARN" in slack["text"]
 
     [hook] = receiver.delivered("/hook")
+    winter_sale = {
+        "segment_id": "old",
+        "segment_name": "Winter sale",
+        "account": "app-1",
+        "before": 1200,
+        "user_count": None,
+        "expected": 1200.0,
+        "drop_pct": None,
+        "severity": "WARN",
+        "reason": "vanished: segment no longer listed (was 1,200 users)",
+        "scope": "segment",
+        "vanished": True,
+    }
     assert hook == {
         "version": 1,
         "kind": "drops",
@@ -75,21 +88,25 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
                 "drop_pct": 90.5,
                 "severity": "ERROR",
                 "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
+                "scope": "segment",
                 "vanished": False,
             },
-            {
-                "segment_id": "old",
-                "segment_name": "Winter sale",
-                "account": "app-1",
-                "before": 1200,
-                "user_count": None,
-                "expected": 1200.0,
-                "drop_pct": None,
-                "severity": "WARN",
-                "reason": "vanished: segment no longer listed (was 1,200 users)",
-                "vanished": True,
-            },
+            winter_sale,
         ],
+        "incident": {
+            "scope": "segment",
+            "fell": 1,
+            "of": 12,
+            "median_drop_pct": 90.5,
+            "largest": [hook["drops"][0]],
+        },
+        "vanished": {
+            "scope": "segment",
+            "count": 1,
+            "of": 12,
+            "users": 1200,
+            "largest": [winter_sale],
+        },
     }
     assert DropAlert.from_payload(hook) == message  # what a retry resends is the same alert
 
@@ -196,8 +213,8 @@ def test_a_payload_of_another_version_is_refused_not_misread():
     cut = {k: v for k, v in payload.items() if k not in ("drop_count", "url")}
     with pytest.raises(AlertPayloadError, match="version 1 alert payload lacks url, drop_count"):
         DropAlert.from_payload(cut)
-    with pytest.raises(AlertPayloadError, match="unknown kind 'recovered'"):
-        DropAlert.from_payload({**payload, "kind": "recovered"})
+    with pytest.raises(AlertPayloadError, match="unknown kind 'rises'"):
+        DropAlert.from_payload({**payload, "kind": "rises"})
 
 
 def test_a_version_1_payload_with_fields_added_later_or_from_before_kind_still_reads():

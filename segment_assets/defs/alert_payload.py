@@ -1,10 +1,11 @@
 """What a drop alert says: its JSON payload (read back by the sensor), its log and Slack text.
 
-An alert groups the drops of one provider account on one partition (``kind`` ``drops``), or
+An alert groups the drops of one provider account on one partition (``kind`` ``drops``),
 says that one account could not be snapshotted while the others were (``kind``
-``snapshot_failed``, with ``error`` and no drops). Channels: the Dagster log
-(always), a Slack incoming webhook (``SLACK_WEBHOOK_URL``) and a generic JSON webhook
-(``ALERT_WEBHOOK_URL``). Webhook URLs carry secrets: they are never logged, and delivery
+``snapshot_failed``, with ``error`` and no drops), or that segments of an account that
+alerted are back (``kind`` ``recovered``, with ``recovered`` and no drops). Channels: the
+Dagster log (always), a Slack incoming webhook (``SLACK_WEBHOOK_URL``) and a generic JSON
+webhook (``ALERT_WEBHOOK_URL``). Webhook URLs carry secrets: they are never logged, and delivery
 errors are reported by type and status only.
 
 The JSON webhook receives (version 1)::
@@ -15,12 +16,21 @@ The JSON webhook receives (version 1)::
      "drop_count": 1, "error_count": 1, "truncated": false,
      "drops": [{"segment_id": "…", "segment_name": "…", "account": "…", "before": 5400,
                 "user_count": 510, "expected": 5380.0, "drop_pct": 90.5,
-                "severity": "ERROR", "vanished": false,
-                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected"}]}
+                "severity": "ERROR", "vanished": false, "scope": "segment",
+                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected"}],
+     "incident": {"scope": "segment", "fell": 1, "of": 12, "median_drop_pct": 90.5,
+                  "largest": [<the drops that lost the most users, at most 5>]},
+     "vanished": {"scope": "segment", "count": 0, "of": null, "users": 0, "largest": []}}
 
 ``drops`` lists at most ``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count``
 counts them all and ``truncated`` says whether some were left out. A vanished segment has
-``"vanished": true``, ``user_count`` and ``drop_pct`` null. Within a version fields may be
+``"vanished": true``, ``user_count`` and ``drop_pct`` null. ``incident`` and ``vanished``
+say the account's day as a whole: how many of how many segments fell (judged that day) and
+by what median, how many of how many vanished (listed the snapshot before), each with its
+``scope``: ``account`` for an account-wide incident (see
+:mod:`segment_assets.detection.incidents`). A ``recovered`` alert lists in ``recovered``
+the segments back within their recovery band, each with ``opened_on``, the day it
+dropped. Within a version fields may be
 added, never changed; :meth:`DropAlert.from_payload` (how the drop sensor reads back an alert
 it could not deliver yet) refuses a payload of another version with
 :class:`AlertPayloadError` instead of reading it as this one.
@@ -34,7 +44,14 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from segment_assets.defs.incident_text import (
+    account_wide_body,
+    largest,
+    listed,
+    recovered_line,
+)
 from segment_assets.detection import is_vanished
+from segment_assets.detection.incidents import ACCOUNT, summarise
 from segment_assets.providers import registry
 
 PAYLOAD_VERSION = 1
@@ -51,6 +68,19 @@ DROP_FIELDS = (
     "drop_pct",
     "severity",
     "reason",
+    "scope",
+)
+RECOVERED_FIELDS = (
+    "segment_id",
+    "segment_name",
+    "account",
+    "user_count",
+    "expected",
+    "drop_pct",
+    "low",
+    "vanished",
+    "opened_on",
+    "scope",
 )
 
 
@@ -72,6 +102,8 @@ def _json_value(value: Any) -> Any:
 
 DROPS = "drops"
 SNAPSHOT_FAILED = "snapshot_failed"
+RECOVERED = "recovered"
+KINDS = (DROPS, SNAPSHOT_FAILED, RECOVERED)
 PAYLOAD_FIELDS = (
     "version",
     "asset",
@@ -91,8 +123,9 @@ class AlertPayloadError(ValueError):
 
 @dataclass(frozen=True)
 class DropAlert:
-    """One message: the drops of one provider account on one partition, or (``kind``
-    ``snapshot_failed``) an account that could not be snapshotted while the others were."""
+    """One message: the drops of one provider account on one partition, (``kind``
+    ``snapshot_failed``) an account that could not be snapshotted while the others were, or
+    (``kind`` ``recovered``) the account's segments that are back after a drop alert."""
 
     asset: str
     provider: str
@@ -105,6 +138,9 @@ class DropAlert:
     account_name: str | None = None
     kind: str = DROPS
     error: str | None = None
+    incident: dict[str, Any] | None = None
+    vanished: dict[str, Any] | None = None
+    recovered: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_drops(
@@ -119,22 +155,60 @@ class DropAlert:
         of one account; ``account_name`` is its name in words, if it has one)."""
         provider = registry.by_table(asset).name
         accounts = sorted(drops["account"].dropna().astype(str).unique())
-        shown = drops.head(MAX_DROPS_PER_ALERT).copy()
-        shown["vanished"] = is_vanished(shown)
-        records = tuple(
-            {name: _json_value(row.get(name)) for name in (*DROP_FIELDS, "vanished")}
-            for row in shown.to_dict("records")
-        )
+        summary = summarise(drops)
+        gone = is_vanished(drops)
         return cls(
             asset=asset,
             provider=provider,
             account=", ".join(accounts) if accounts else None,
             partition=partition,
             url=asset_url(webserver_url, asset, partition),
-            drops=records,
+            drops=_records(drops.head(MAX_DROPS_PER_ALERT)),
             drop_count=len(drops),
             errors=int((drops["severity"] == "ERROR").sum()),
             account_name=account_name or None,
+            incident={
+                "scope": summary.scope,
+                "fell": summary.fell,
+                "of": summary.of,
+                "median_drop_pct": summary.median_drop_pct,
+                "largest": list(_records(largest(drops[~gone]))),
+            },
+            vanished={
+                "scope": summary.vanished_scope,
+                "count": summary.vanished,
+                "of": summary.vanished_of,
+                "users": _json_value(int(drops.loc[gone, "expected"].fillna(0).sum())),
+                "largest": list(_records(largest(drops[gone]))),
+            },
+        )
+
+    @classmethod
+    def recoveries(
+        cls,
+        asset: str,
+        partition: str,
+        back: pd.DataFrame,
+        webserver_url: str,
+        account_name: str | None = None,
+    ) -> DropAlert:
+        """The segments of one account back on ``partition`` (a frame of
+        :data:`RECOVERED_FIELDS`: see :mod:`segment_assets.defs.incident_log`)."""
+        accounts = sorted(back["account"].dropna().astype(str).unique())
+        return cls(
+            asset=asset,
+            provider=registry.by_table(asset).name,
+            account=", ".join(accounts) if accounts else None,
+            partition=partition,
+            url=asset_url(webserver_url, asset, partition),
+            drops=(),
+            drop_count=0,
+            account_name=account_name or None,
+            kind=RECOVERED,
+            recovered=tuple(
+                {name: _json_value(row.get(name)) for name in RECOVERED_FIELDS}
+                for row in back.to_dict("records")
+            ),
         )
 
     @classmethod
@@ -162,6 +236,14 @@ class DropAlert:
         )
 
     @property
+    def account_wide(self) -> bool:
+        """Whether the drops or the vanished segments are an account-wide incident."""
+        return any(
+            (part or {}).get("scope") == ACCOUNT and (part or {}).get("largest")
+            for part in (self.incident, self.vanished)
+        )
+
+    @property
     def key(self) -> str:
         key = f"{self.asset}|{self.partition}|{self.account or ''}"
         return key if self.kind == DROPS else f"{key}|{self.kind}"
@@ -184,6 +266,12 @@ class DropAlert:
         }
         if self.kind == SNAPSHOT_FAILED:
             body["error"] = self.error
+        if self.kind == DROPS:
+            body["incident"] = self.incident
+            body["vanished"] = self.vanished
+        if self.kind == RECOVERED:
+            body["recovered_count"] = len(self.recovered)
+            body["recovered"] = list(self.recovered)
         return body
 
     @classmethod
@@ -205,7 +293,7 @@ class DropAlert:
                 f"the version {PAYLOAD_VERSION} alert payload lacks {', '.join(missing)}"
             )
         kind = payload.get("kind", DROPS)  # payloads from before snapshot_failed have no kind
-        if kind not in (DROPS, SNAPSHOT_FAILED):
+        if kind not in KINDS:
             raise AlertPayloadError(f"the alert payload has an unknown kind {kind!r}")
         drops = tuple(payload["drops"])
         return cls(
@@ -220,6 +308,9 @@ class DropAlert:
             account_name=payload.get("account_name"),
             kind=payload.get("kind", DROPS),
             error=payload.get("error"),
+            incident=payload.get("incident"),
+            vanished=payload.get("vanished"),
+            recovered=tuple(payload.get("recovered") or ()),
         )
 
     def account_words(self) -> str:
@@ -235,6 +326,12 @@ class DropAlert:
                 f"{label} {self.account_words()} could not be snapshotted for "
                 f"{self.partition}; the other accounts were stored"
             )
+        if self.kind == RECOVERED:
+            noun = "segment" if len(self.recovered) == 1 else "segments"
+            return (
+                f"{len(self.recovered)} {label} {noun} recovered on {self.partition} in "
+                f"{self.account_words()}"
+            )
         noun = "segment" if self.drop_count == 1 else "segments"
         where = (
             f"in {self.account_name} ({self.account}, {self.errors} ERROR)"
@@ -244,17 +341,35 @@ class DropAlert:
         return f"{self.drop_count} {label} {noun} dropped on {self.partition} {where}"
 
     def lines(self) -> list[str]:
-        """The body: one line a drop (with "… and N more"), or the failure's error."""
+        """The body: one line a drop (with "… and N more"), the failure's error, or one
+        line a recovered segment."""
+        return [text for text, _ in self.body()]
+
+    def body(self, limit: int | None = None) -> list[tuple[str, bool]]:
+        """The body's lines, each with whether it is a segment's line; at most ``limit``
+        segment lines of segments on their own (an account-wide incident says itself in
+        one line, then names its largest few)."""
         if self.kind == SNAPSHOT_FAILED:
-            return [str(self.error)]
-        lines = [drop_line(d) for d in self.drops]
-        if self.drop_count > len(lines):
-            lines.append(f"… and {self.drop_count - len(lines)} more")
-        return lines
+            return [(str(self.error), False)]
+        if self.kind == RECOVERED:
+            return listed([recovered_line(r) for r in self.recovered], len(self.recovered), limit)
+        if not self.account_wide:
+            return listed([drop_line(d) for d in self.drops], self.drop_count, limit)
+        return account_wide_body(self.incident, self.vanished, self.drops, limit, drop_line)
 
 
 def _count(value: Any) -> str:
     return "?" if value is None else f"{int(value):,}"
+
+
+def _records(drops: pd.DataFrame) -> tuple[dict[str, Any], ...]:
+    """Drops as the payload lists them (JSON values, with ``vanished``)."""
+    shown = drops.copy()
+    shown["vanished"] = is_vanished(shown) if len(shown) else pd.Series(dtype=bool)
+    return tuple(
+        {name: _json_value(row.get(name)) for name in (*DROP_FIELDS, "vanished")}
+        for row in shown.to_dict("records")
+    )
 
 
 def drop_line(drop: dict[str, Any]) -> str:
@@ -281,14 +396,13 @@ def _slack_escape(text: str) -> str:
 
 
 def slack_message(alert: DropAlert) -> dict[str, Any]:
-    """A Slack incoming-webhook body: a headline linking to the partition, one line a drop."""
-    if alert.kind == SNAPSHOT_FAILED:
-        lines = [_slack_escape(line) for line in alert.lines()]
-    else:
-        shown = alert.drops[:SLACK_LINES]
-        lines = [f"• {_slack_escape(drop_line(d))}" for d in shown]
-        if alert.drop_count > len(shown):
-            lines.append(f"… and {alert.drop_count - len(shown)} more")
+    """A Slack incoming-webhook body: a headline linking to the partition, one line a drop
+    (at most ``SLACK_LINES``) or an account-wide incident's lines."""
+    lines = [
+        f"• {_slack_escape(text)}" if segment else _slack_escape(text)
+        for text, segment in alert.body(SLACK_LINES)
+    ]
+    icon = ":white_check_mark:" if alert.kind == RECOVERED else ":rotating_light:"
     headline = _slack_escape(alert.headline())
-    text = f":rotating_light: *{headline}* — <{alert.url}|open in Dagster>\n" + "\n".join(lines)
+    text = f"{icon} *{headline}* — <{alert.url}|open in Dagster>\n" + "\n".join(lines)
     return {"text": text}

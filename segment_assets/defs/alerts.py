@@ -14,10 +14,14 @@ import dagster as dg
 import requests
 from pydantic import Field
 
+from segment_assets.config.errors import ConfigurationError
 from segment_assets.defs.alert_payload import DEFAULT_WEBSERVER_URL, DropAlert, slack_message
 
 SLACK = "slack"
 WEBHOOK = "webhook"
+RECOVERIES_ENV = "ALERT_RECOVERIES"
+_SWITCH = {"on": True, "true": True, "1": True, "yes": True}
+_SWITCH |= {"off": False, "false": False, "0": False, "no": False}
 
 
 class DropAlerts(dg.ConfigurableResource):
@@ -32,6 +36,13 @@ class DropAlerts(dg.ConfigurableResource):
     webserver_url: str = Field(
         default=DEFAULT_WEBSERVER_URL,
         description="Base URL of the Dagster UI for links (DAGSTER_WEBSERVER_URL).",
+    )
+    recovery_messages: bool = Field(
+        default=True,
+        description=(
+            "Send a 'recovered' message when a segment that alerted is back within its "
+            f"recovery band ({RECOVERIES_ENV}, default on)."
+        ),
     )
     connect_timeout_seconds: float = Field(default=3.0)
     read_timeout_seconds: float = Field(default=10.0)
@@ -74,6 +85,13 @@ def alerts_from_env(environ: dict[str, str] | None = None) -> DropAlerts:
     settings: dict[str, Any] = {
         "webserver_url": (env.get("DAGSTER_WEBSERVER_URL") or DEFAULT_WEBSERVER_URL).strip()
     }
+    switch = (env.get(RECOVERIES_ENV) or "").strip().lower()
+    if switch and switch not in _SWITCH:
+        raise ConfigurationError(
+            f"{RECOVERIES_ENV} must be on or off (true/false, 1/0, yes/no), got "
+            f"{env.get(RECOVERIES_ENV)!r}; unset it for the default, on"
+        )
+    settings["recovery_messages"] = _SWITCH.get(switch, True)
     for field_name, variable in (
         ("slack_webhook_url", "SLACK_WEBHOOK_URL"),
         ("alert_webhook_url", "ALERT_WEBHOOK_URL"),

@@ -18,6 +18,7 @@ import pandas as pd
 from segment_assets.config.detection import detection_settings_from_env
 from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
 from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
+from segment_assets.defs.incident_text import check_description
 from segment_assets.defs.thresholds_shown import (
     thresholds_metadata,
     unmatched_rules,
@@ -53,7 +54,7 @@ def check_result(
         passed=False,
         severity=severity,
         metadata=metadata,
-        description=f"{name}: {first['reason']}{more}",
+        description=check_description(drops) or f"{name}: {first['reason']}{more}",
     )
 
 

@@ -20,8 +20,11 @@ from segment_assets.config.detection import (
     SegmentRule,
     detection_settings_from_env,
 )
+from segment_assets.config.segment_settings import resolve_segments
 from segment_assets.detection import history_start, is_vanished
 from segment_assets.detection.configured import find_configured_drops
+from segment_assets.detection.incidents import scope_drops
+from segment_assets.detection.recovery import empty_recovery, judge_recovery
 from segment_assets.providers import registry, schema
 from segment_assets.store import SegmentStore
 from segment_assets.store.base import LOCK_RETRY_SECONDS
@@ -48,6 +51,12 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("drop_pct", "DOUBLE", "Percent below expected (NULL when it vanished)."),
     schema.Column("severity", "VARCHAR", "ERROR or WARN."),
     schema.Column("reason", "VARCHAR", "The drop in words; starts with 'vanished' for those."),
+    schema.Column(
+        "scope",
+        "VARCHAR",
+        "'account' when most of the account's segments fell (or vanished) that day, an "
+        "account-wide incident; else 'segment'.",
+    ),
 )
 DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
@@ -62,6 +71,8 @@ class DayDrops:
     drops: pd.DataFrame
     accounts: int
     rules_matched: Mapping[SegmentRule, int] = field(default_factory=dict)
+    #: :func:`~segment_assets.detection.recovery.judge_recovery` of the segments watched
+    back: pd.DataFrame = field(default_factory=empty_recovery)
 
 
 def flag_drops(
@@ -70,14 +81,17 @@ def flag_drops(
     day: dt.date,
     settings: DetectionSettings | None = None,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    watch: pd.DataFrame | None = None,
 ) -> DayDrops:
     """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read,
     each judged with the thresholds ``settings`` give it (read from the accounts file now
-    when not given).
+    when not given); with ``watch`` (``provider, account, segment_id``: segments with an
+    open incident), also whether those are back (``back``).
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
-    ``segment_name`` and ``before``: the segment's last known count before ``day`` (NA if
-    none).
+    ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
+    none), and ``scope`` and ``account_segments`` (see
+    :func:`segment_assets.detection.incidents.mark_scope`).
     """
     if settings is None:
         settings = detection_settings_from_env()
@@ -92,12 +106,29 @@ def flag_drops(
     )
     providers = [TABLE_PROVIDERS[t] for t in tables]
     drops, matched = find_configured_drops(history, day, settings, providers)
+    drops = scope_drops(drops, history, day, rule_of=settings.account)  # account-wide
     if "segment_name" not in drops:
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
     accounts = int(history[["provider", "account"]].drop_duplicates().shape[0])
-    return DayDrops(out, accounts, matched)
+    back = _recovery(history, day, watch, settings) if watch is not None else empty_recovery()
+    return DayDrops(out, accounts, matched, back)
+
+
+def _recovery(
+    history: pd.DataFrame, day: dt.date, watch: pd.DataFrame, settings: DetectionSettings
+) -> pd.DataFrame:
+    """:func:`judge_recovery` of the ``watch`` segments, each with its own thresholds."""
+    if watch.empty:
+        return judge_recovery(history, day, watch)
+    codes, groups = resolve_segments(settings, watch).thresholds()
+    parts = [
+        judge_recovery(history, day, watch[codes == i], th)
+        for i, th in enumerate(groups)
+        if (codes == i).any()
+    ]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def flag_drops_by_table(
@@ -115,6 +146,12 @@ def flag_drops_by_table(
     its own, so this finds exactly what :func:`flag_drops` of each table alone finds.
     """
     drops = flag_drops(store, tables, day, settings, lock_wait_seconds=lock_wait_seconds).drops
+    return by_table(drops, tables)
+
+
+def by_table(drops: pd.DataFrame, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """``{table: its rows}`` of a frame of several provider tables' segments (by
+    ``provider``), for every table of ``tables``."""
     return {
         table: drops[drops["provider"] == TABLE_PROVIDERS[table]].reset_index(drop=True)
         for table in tables

@@ -13,14 +13,19 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
    lists in ``account_failures`` (a snapshot that failed while the provider's other
    accounts were stored) gets a ``snapshot_failed`` alert. A drop alerts only while its
    partition is no older than its segment's ``alert_max_age_days`` (so backfills stay
-   quiet); a partition older than every segment's is not judged at all.
+   quiet); a partition older than every segment's is not judged at all;
+4. on each judged day, the open incidents (``segments.segment_incidents``, see
+   :mod:`~segment_assets.defs.incident_log`) whose segment is back are closed, with one
+   ``recovered`` message per account (unless ``DropAlerts.recovery_messages`` is off), and
+   every drop alerted opens one.
 
 The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
-<partition>|<account>[|snapshot_failed]": {"alert": <payload>, "channels": [...]}}}``. A
-cursor of another version, or one that does not have this shape, fails the tick with a
-message that says how to start over (:class:`CursorError`): it is never read as something
-else. A tick stops early, keeping its place, when it nears Dagster's 60 s limit or the store
-stays locked by a writer for ``LOCK_WAIT_SECONDS``.
+<partition>|<account>[|<kind>]": {"alert": <payload>, "channels": [...]}}}`` (kind
+``snapshot_failed`` or ``recovered``; none for drops). A cursor of another version, or one
+that does not have this shape, fails the tick with a message that says how to start over
+(:class:`CursorError`): it is never read as something else. A tick stops early, keeping its
+place, when it nears Dagster's 60 s limit or the store stays locked by a writer for
+``LOCK_WAIT_SECONDS``.
 """
 
 import datetime as dt
@@ -32,14 +37,24 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import dagster as dg
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from segment_assets.config.detection import DetectionSettings, detection_settings_from_env
 from segment_assets.defs.account_check import ACCOUNT_FAILURES, ACCOUNT_LABELS
+from segment_assets.defs.alert_payload import RECOVERED as RECOVERED_KIND
 from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert, log_text
 from segment_assets.defs.alerts import DropAlerts
-from segment_assets.defs.drops import PROVIDER_TABLES, TABLE_PROVIDERS, flag_drops_by_table
+from segment_assets.defs.drops import PROVIDER_TABLES, TABLE_PROVIDERS, by_table, flag_drops
+from segment_assets.defs.incident_log import (
+    EXPIRED,
+    RECOVERED,
+    IncidentLog,
+    expired,
+    recovered,
+)
 from segment_assets.detection.configured import within_alert_age
+from segment_assets.providers import registry
 from segment_assets.store import SegmentStore, store_from_env
 from segment_assets.store.base import StoreBusyError
 
@@ -298,9 +313,20 @@ class DropSensorTick:
             self.report.old_partitions += len(assets)
             return
         day = dt.date.fromisoformat(partition)
-        found = flag_drops_by_table(
-            self.store, assets, day, self.settings, lock_wait_seconds=LOCK_WAIT_SECONDS
+        incidents = IncidentLog(self.store, LOCK_WAIT_SECONDS)
+        watch = incidents.watch(providers, day)
+        old = expired(watch, day)
+        judged = flag_drops(
+            self.store,
+            assets,
+            day,
+            self.settings,
+            lock_wait_seconds=LOCK_WAIT_SECONDS,
+            watch=watch[~old],
         )
+        found = by_table(judged.drops, assets)
+        incidents.close(watch.loc[old, "incident_id"].tolist(), day, EXPIRED)
+        self.recoveries(partition, records, incidents, recovered(watch[~old], judged.back), cursor)
         url = self.alerts.webserver_url
         for asset in assets:
             labels, failures = account_notes(records[asset])
@@ -308,6 +334,7 @@ class DropSensorTick:
             for account, own in drops.groupby(drops["account"].astype(str), sort=True):
                 alert = DropAlert.from_drops(asset, partition, own, url, labels.get(account))
                 self.alert(alert, cursor)
+            incidents.open(drops, day)
             provider = TABLE_PROVIDERS[asset]
             for failure in failures:
                 own = self.settings.account(provider, str(failure["account"]))
@@ -325,9 +352,34 @@ class DropSensorTick:
                     cursor,
                 )
 
+    def recoveries(
+        self,
+        partition: str,
+        records: dict[str, dg.EventLogRecord],
+        incidents: IncidentLog,
+        back: pd.DataFrame,
+        cursor: DropSensorCursor,
+    ) -> None:
+        """Close the incidents whose segment is back, with one recovered message per account
+        (when they are switched on)."""
+        for (provider, account), own in back.groupby(["provider", "account"], sort=True):
+            asset = registry.get(provider).table
+            labels, _ = account_notes(records[asset])
+            alert = DropAlert.recoveries(
+                asset, partition, own, self.alerts.webserver_url, labels.get(account)
+            )
+            if self.alerts.recovery_messages:
+                self.alert(alert, cursor)
+            else:
+                self.log.info(f"{alert.headline()} (recovery messages are off)")
+        incidents.close(back["incident_id"].tolist(), dt.date.fromisoformat(partition), RECOVERED)
+
     def alert(self, alert: DropAlert, cursor: DropSensorCursor) -> None:
         self.report.alerts += 1
-        self.log.warning(log_text(alert))
+        if alert.kind == RECOVERED_KIND:
+            self.log.info(log_text(alert))
+        else:
+            self.log.warning(log_text(alert))
         failed = send(alert, self.alerts.channels(), self.alerts, self.log)
         if failed:
             cursor.pending[alert.key] = {"alert": alert.payload(), "channels": failed}
@@ -357,8 +409,9 @@ def build_drop_sensor(name: str = "segment_drop_sensor") -> dg.SensorDefinition:
             "Alerts once per provider account and new partition with dropped segments, and "
             "for accounts whose snapshot failed (Dagster log, Slack, JSON webhook), from the "
             "stored snapshots; never for partitions older than the segment's "
-            "alert_max_age_days (default 2 days), so backfills stay quiet. Failed deliveries "
-            "are retried on the next tick."
+            "alert_max_age_days (default 2 days), so backfills stay quiet. A segment that "
+            "alerted and is back gets one recovered message. Failed deliveries are retried on "
+            "the next tick."
         ),
     )
     def segment_drop_sensor(
