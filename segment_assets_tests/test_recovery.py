@@ -38,8 +38,16 @@ SLACK, HOOK = "/slack", "/hook"
 BROKEN, STEADY = "broken-app", "steady-app"
 APPS = {BROKEN: 6, STEADY: 6}
 LABELS = {BROKEN: "Web app"}
-# a sensor that judges the last five days, so a story of four days is told from its start
-SENSOR = build_drop_sensor(max_partition_age_days=5)
+SENSOR = build_drop_sensor()
+
+
+@pytest.fixture(autouse=True)
+def five_days_of_alerts(tmp_path, monkeypatch):
+    """An accounts file that lets the sensor alert for the last five days, so a story of
+    four days is told from its start."""
+    config = tmp_path / "segment_assets.yaml"
+    config.write_text("detection:\n  alert_max_age_days: 5\n")
+    monkeypatch.setenv("SEGMENT_ASSETS_CONFIG", str(config))
 
 
 @pytest.fixture
