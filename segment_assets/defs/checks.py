@@ -12,6 +12,7 @@ import warnings
 import dagster as dg
 import pandas as pd
 
+from segment_assets.acks.report import acknowledged_markdown
 from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
 from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
 from segment_assets.providers import registry
@@ -20,14 +21,19 @@ from segment_assets.store import store_from_env
 CHECK_NAME = "no_sudden_drops"
 
 
-def check_result(drops: pd.DataFrame, accounts: int | None = None) -> dg.AssetCheckResult:
+def check_result(
+    drops: pd.DataFrame, accounts: int | None = None, acknowledged: str | None = None
+) -> dg.AssetCheckResult:
     """Pass without drops; otherwise fail with the worst severity and the drops as a table
-    (naming the account when ``accounts``, those read, are several)."""
+    (naming the account when ``accounts``, those read, are several). ``acknowledged``: the
+    acknowledged days left out, as a table, when there are any."""
     summary = drops_summary(drops)
     metadata: dict[str, object] = {
         **summary,
         "dropped_segments": dg.MetadataValue.md(drops_markdown(drops, accounts)),
     }
+    if acknowledged:
+        metadata["acknowledged"] = dg.MetadataValue.md(acknowledged)
     if drops.empty:
         return dg.AssetCheckResult(passed=True, metadata=metadata, description="No drops.")
     severity = dg.AssetCheckSeverity.ERROR if summary["errors"] else dg.AssetCheckSeverity.WARN
@@ -65,7 +71,8 @@ def build_drop_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
             found = flag_drops(store_from_env(), [table], day)
             if len(found.drops):
                 context.log.warning(f"{label}: {len(found.drops)} segment(s) dropped on {day}")
-            return check_result(found.drops, found.accounts)
+            acknowledged = acknowledged_markdown(found.acknowledged, day)
+            return check_result(found.drops, found.accounts, acknowledged or None)
 
     return drop_check
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from segment_assets.acks import acknowledged_on, blank_acknowledged, muted, read_acks
+from segment_assets.acks.report import acknowledged_for
 from segment_assets.detection import find_drops, history_start, is_vanished
 from segment_assets.providers import registry, schema
 from segment_assets.store import SegmentStore
@@ -42,6 +44,7 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("drop_pct", "DOUBLE", "Percent below expected (NULL when it vanished)."),
     schema.Column("severity", "VARCHAR", "ERROR or WARN."),
     schema.Column("reason", "VARCHAR", "The drop in words; starts with 'vanished' for those."),
+    schema.Column("muted", "BOOLEAN", "A mute held: judged and shown, but no alert was sent."),
 )
 DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
@@ -50,10 +53,11 @@ DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 class DayDrops:
     """What :func:`flag_drops` found: the drops, and how many provider accounts the history
     it read holds (a table of drops names the account when there is more than one, even if
-    only one of them dropped)."""
+    only one of them dropped), and the acknowledgements whose days it left out."""
 
     drops: pd.DataFrame
     accounts: int
+    acknowledged: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def flag_drops(
@@ -65,8 +69,10 @@ def flag_drops(
     """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read.
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
-    ``segment_name`` and ``before``: the segment's last known count before ``day`` (NA if
-    none).
+    ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
+    none), and ``muted``. Acknowledged days leave the history first (and a segment
+    acknowledged on ``day`` is not judged, nor reported vanished); a drop a mute holds on
+    ``day`` is kept, with ``muted`` True.
     """
     history = store.read_history(
         tables,
@@ -77,12 +83,21 @@ def flag_drops(
         },
         lock_wait_seconds=lock_wait_seconds,
     )
+    acks = read_acks(store, lock_wait_seconds=lock_wait_seconds)
+    history = blank_acknowledged(history, acks)
     drops = find_drops(history, day)
+    drops = drops[~acknowledged_on(drops, acks, day)].reset_index(drop=True)
     if "segment_name" not in drops:
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
-    return DayDrops(out, int(history[["provider", "account"]].drop_duplicates().shape[0]))
+    out["muted"] = muted(out, acks, day).astype(bool)
+    providers = [TABLE_PROVIDERS[t] for t in tables]
+    return DayDrops(
+        out,
+        int(history[["provider", "account"]].drop_duplicates().shape[0]),
+        acknowledged_for(acks, providers, history_start(day), day),
+    )
 
 
 def flag_drops_by_table(
@@ -139,6 +154,7 @@ def to_table(drops: pd.DataFrame) -> pd.DataFrame:
     out["user_count"] = out["user_count"].astype("Int64")
     for name in ("expected", "drop_pct"):
         out[name] = out[name].astype("float64")
+    out["muted"] = out["muted"].fillna(False).astype(bool)
     return out.reset_index(drop=True)
 
 
@@ -196,6 +212,7 @@ def drops_markdown(
             "drop %": drop_pct_text(shown),
             "expected": shown["expected"].map(_count),
             "severity": shown["severity"],
+            **_muted_column(drops, shown),
         }
     ).to_markdown(index=False)
     if len(drops) > limit:
@@ -203,11 +220,19 @@ def drops_markdown(
     return table
 
 
+def _muted_column(drops: pd.DataFrame, shown: pd.DataFrame) -> dict[str, pd.Series]:
+    """A ``muted`` column ("muted: no alert" on the muted drops) when any drop is muted."""
+    if "muted" not in drops or not drops["muted"].fillna(False).any():
+        return {}
+    return {"muted": shown["muted"].fillna(False).map({True: "muted: no alert", False: ""})}
+
+
 def drops_summary(drops: pd.DataFrame) -> dict[str, int]:
-    """Numeric metadata: how many drops, of which ERROR, WARN and vanished."""
+    """Numeric metadata: how many drops, of which ERROR, WARN, vanished and muted."""
     return {
         "drops": len(drops),
         "errors": int((drops["severity"] == "ERROR").sum()),
         "warnings": int((drops["severity"] == "WARN").sum()),
         "vanished": int(is_vanished(drops).sum()) if len(drops) else 0,
+        "muted": int(drops["muted"].fillna(False).sum()) if "muted" in drops else 0,
     }

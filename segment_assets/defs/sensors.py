@@ -9,7 +9,8 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
    across the assets (normally one per provider) that are no older than
    ``max_partition_age_days`` (backfills stay quiet) are judged together, with one store
    read and one detection (never a provider call); each provider account with drops gets
-   one alert, named in words from the materialisation's ``account_labels``, and each
+   one alert (drops a mute holds are left out: an account whose drops are all muted gets
+   none), named in words from the materialisation's ``account_labels``, and each
    account the materialisation lists in ``account_failures`` (a snapshot that failed while
    the provider's other accounts were stored) gets a ``snapshot_failed`` alert.
 
@@ -296,6 +297,9 @@ class DropSensorTick:
         for asset in assets:
             labels, failures = account_notes(records[asset])
             drops = found[asset]
+            if drops["muted"].any():  # judged and shown in the check, but no alert
+                self.log.info(f"{asset} {partition}: {int(drops['muted'].sum())} muted drop(s)")
+                drops = drops[~drops["muted"]]
             for account, own in drops.groupby(drops["account"].astype(str), sort=True):
                 alert = DropAlert.from_drops(asset, partition, own, url, labels.get(account))
                 self.alert(alert, cursor)

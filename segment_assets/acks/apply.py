@@ -1,0 +1,107 @@
+"""What acknowledgements and mutes do to a day's judgement: pure functions over frames.
+
+* :func:`blank_acknowledged` — acknowledged days' counts become NULL, so they leave the
+  baseline: a known outage never becomes the new normal, and the day after it is judged
+  against the level before it. A NULL count on the judged day is not judged.
+* :func:`acknowledged_on` — the rows (drops) of segments acknowledged on the judged day:
+  a segment that vanished on an acknowledged day is not reported either.
+* :func:`muted` — the drops that send no alert: a mute holds up to its last day.
+
+``acks`` is what :func:`~segment_assets.acks.table.read_acks` returns. Acknowledgements are
+few, so each is matched in turn; every match is vectorised over the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segment_assets.days import offsets_of
+
+
+def of_kind(acks: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The rows of ``acks`` of one kind (``ack`` or ``mute``)."""
+    return acks[acks["kind"] == kind]
+
+
+def in_force(acks: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The rows of ``acks`` whose days include ``day`` (a mute from any day to its last)."""
+    first_ok = acks["first_day"].map(lambda d: d is None or d <= day).astype(bool)
+    last_ok = acks["last_day"].map(lambda d: d is not None and day <= d).astype(bool)
+    return acks[first_ok & last_ok]
+
+
+def overlapping(acks: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """The rows of ``acks`` whose days meet ``start`` … ``end``."""
+    first_ok = acks["first_day"].map(lambda d: d is None or d <= end).astype(bool)
+    last_ok = acks["last_day"].map(lambda d: d is not None and start <= d).astype(bool)
+    return acks[first_ok & last_ok]
+
+
+def blank_acknowledged(history: pd.DataFrame, acks: pd.DataFrame) -> pd.DataFrame:
+    """``history`` with the count of every acknowledged segment-day set to NULL (NA).
+
+    A row is acknowledged when an ``ack`` of its provider and account — for its segment, or
+    for the whole account — covers its ``snapshot_date``. Rows stay (a segment listed on an
+    acknowledged day is still listed); only the count goes. ``history`` itself is not
+    changed; without an acknowledged row it is returned as it is.
+    """
+    acknowledged = of_kind(acks, "ack")
+    if acknowledged.empty or history.empty:
+        return history
+    blank = np.zeros(len(history), dtype=bool)
+    for ack in acknowledged.itertuples(index=False):
+        positions, _ = offsets_of(history["snapshot_date"], ack.first_day, ack.last_day)
+        if not positions.size:
+            continue
+        hit = _equal(history["provider"], positions, ack.provider)
+        hit &= _equal(history["account"], positions, ack.account)
+        if ack.segment_id is not None:
+            hit &= _equal(history["segment_id"], positions, ack.segment_id)
+        blank[positions[hit]] = True
+    if not blank.any():
+        return history
+    counts = history["user_count"].astype("Int64", copy=True)
+    counts[blank] = pd.NA
+    out = history.copy(deep=False)
+    out["user_count"] = counts
+    return out
+
+
+def acknowledged_on(rows: pd.DataFrame, acks: pd.DataFrame, day: dt.date) -> pd.Series:
+    """Per row of ``rows`` (``provider, account, segment_id``): whether an ``ack`` covers its
+    segment (or its whole account) on ``day``."""
+    return _covered(rows, in_force(of_kind(acks, "ack"), day))
+
+
+def muted(drops: pd.DataFrame, acks: pd.DataFrame, day: dt.date) -> pd.Series:
+    """Per drop of ``day``: whether a ``mute`` of its segment (or of its whole account)
+    holds on ``day``, i.e. the drop is shown but sends no alert."""
+    return _covered(drops, in_force(of_kind(acks, "mute"), day))
+
+
+def _covered(rows: pd.DataFrame, acks: pd.DataFrame) -> pd.Series:
+    found = pd.Series(False, index=rows.index, dtype=bool)
+    if acks.empty or rows.empty:
+        return found
+    provider, account = rows["provider"].astype(object), rows["account"].astype(object)
+    segment = rows["segment_id"].astype(object)
+    for ack in acks.itertuples(index=False):
+        hit = (provider == ack.provider) & (account == ack.account)
+        if ack.segment_id is not None:
+            hit &= segment == ack.segment_id
+        found |= hit.fillna(False).astype(bool)
+    return found
+
+
+def _equal(column: pd.Series, positions: np.ndarray, value: Any) -> np.ndarray:
+    """Whether ``column`` equals ``value`` at ``positions`` (a categorical by its codes)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        if value not in categories:
+            return np.zeros(positions.size, dtype=bool)
+        return column.cat.codes.to_numpy()[positions] == categories.get_loc(value)
+    return column.iloc[positions].to_numpy(dtype=object) == value
