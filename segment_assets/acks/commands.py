@@ -66,12 +66,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         command.add_argument(
             "--segment", help="only this segment (its segment_id); default: every segment"
         )
-    ack.add_argument("--from", dest="first", required=True, type=day_argument,
+    ack.add_argument("--from", dest="first", metavar="DAY", required=True, type=day_argument,
                      help="first day acknowledged, YYYY-MM-DD (UTC)")  # fmt: skip
-    ack.add_argument("--to", dest="last", type=day_argument,
+    ack.add_argument("--to", dest="last", metavar="DAY", type=day_argument,
                      help="last day acknowledged (included); default: the --from day")  # fmt: skip
     ack.add_argument("--reason", required=True, help="why, in words (shown in lists and checks)")
-    mute.add_argument("--until", dest="last", required=True, type=day_argument,
+    mute.add_argument("--until", dest="last", metavar="DAY", required=True, type=day_argument,
                       help="the last day muted (included), YYYY-MM-DD (UTC)")  # fmt: skip
     mute.add_argument("--reason", default="", help="why, in words")
     listing = commands.add_parser(

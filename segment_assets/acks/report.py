@@ -10,6 +10,7 @@ import pandas as pd
 from segment_assets.acks.apply import of_kind, overlapping
 from segment_assets.acks.records import from_frame
 
+
 def acknowledged_for(
     acks: pd.DataFrame, providers: Collection[str], start: dt.date, end: dt.date
 ) -> pd.DataFrame:
@@ -39,4 +40,3 @@ def acknowledged_markdown(acknowledged: pd.DataFrame, day: dt.date) -> str:
         }
     )
     return table.to_markdown(index=False)
-
