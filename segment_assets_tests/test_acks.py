@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 
 from segment_assets.acks import Ack, add_ack, blank_acknowledged, muted, read_acks
-from segment_assets.acks.records import from_frame
+from segment_assets.acks.commands import listing
+from segment_assets.acks.records import from_frame, normalise, to_frame
+from segment_assets.acks.report import acknowledged_markdown
 from segment_assets.cli import OK, USAGE_ERROR, main
 from segment_assets.config import provider_resources_from_env
 from segment_assets.defs.alerts import DropAlerts
@@ -137,8 +139,10 @@ def test_a_mute_holds_a_segments_alerts_until_its_last_day_then_it_alerts_again(
     instance, duckdb_path, receiver, log
 ):
     last = YESTERDAY
-    both_fell, muted_fell = last - 4 * DAY, last - 2 * DAY  # each time for one day
-    planted = {(both_fell, 3): 0.3, (both_fell, 7): 0.3, (muted_fell, 3): 0.3, (last, 3): 0.3}
+    both_fell = last - 5 * DAY  # Segments 3 and 7 lose 70 % for a day
+    muted_fell = last - 3 * DAY  # Segment 3 again, on the mute's last day, and the next day
+    planted = {(both_fell, 3): 0.3, (both_fell, 7): 0.3, (last, 3): 0.3}
+    planted |= {(muted_fell, 3): 0.3, (muted_fell + DAY, 3): 0.3}
     write_file(duckdb_path, rows(span(last - 29 * DAY, last), planted))
     store = DuckDBStore(duckdb_path)
     # Segment 3's filter is being rebuilt: muted up to and including muted_fell (recorded
@@ -149,8 +153,8 @@ def test_a_mute_holds_a_segments_alerts_until_its_last_day_then_it_alerts_again(
     cursor = DropSensorCursor()
     for day in span(both_fell, last):
         tick_after(day, instance, store, receiver, log, cursor)
-    # Segment 7 alerts alone; the day only Segment 3 fell, inside the mute, sends nothing;
-    # once the mute has ended, Segment 3 alerts.
+    # Segment 7 alerts alone; the fall of Segment 3 that began inside the mute sends
+    # nothing, not even once the mute has ended; its next fall, after it recovered, alerts.
     assert alerted(receiver) == [
         (both_fell.isoformat(), {name(7)}),
         (last.isoformat(), {name(3)}),
@@ -206,6 +210,8 @@ def test_acks_are_recorded_listed_and_removed_from_the_command_line_on_either_st
     found = flag_drops(any_store, [TABLE], last)
     assert found.drops[["segment_id", "muted"]].values.tolist() == [["seg-4", True]]
     assert set(found.acknowledged["ack_id"]) == {ack_2, ack_9}
+    shown = acknowledged_markdown(found.acknowledged, last).splitlines()  # as the check shows
+    assert "not judged" in next(line for line in shown if ack_2 in line)
 
     code, listing, _ = cli(capsys, "acks")
     assert code == OK
@@ -318,3 +324,29 @@ def test_a_mute_holds_up_to_and_including_its_last_day():
     assert muted(drops, mutes, d).tolist() == [False, True, False]
     assert muted(drops, mutes, d - DAY).tolist() == [False, True, True]
     assert not muted(drops, mutes, d + DAY).any()
+
+
+def test_the_list_shows_what_is_in_force_and_what_ended_lately_latest_first():
+    today = dt.date(2026, 6, 30)
+    at = dt.datetime(2026, 6, 1, 9, 5)
+    records = [
+        Ack("mute01", "mute", "usercom", "acme.user.com", "1001", None, today, "", at),
+        Ack("mute02", "mute", "usercom", "acme.user.com", None, None, today - 20 * DAY, "", at),
+        Ack("mute03", "mute", "usercom", "acme.user.com", None, None, today - 40 * DAY, "", at),
+        Ack("ack001", "ack", "onesignal", APP, None, today - 70 * DAY, today - 60 * DAY, "", at),
+        Ack("ack002", "ack", "onesignal", APP, None, today - 99 * DAY, today - 95 * DAY, "", at),
+        Ack("ack003", "ack", "onesignal", APP, "seg-1", today + DAY, today + 2 * DAY, "", at),
+    ]
+    stored = normalise(to_frame(records))
+    shown = listing(stored, today, names={("onesignal", APP): "web"}).splitlines()
+    statuses = {line.split()[0]: line.split()[2] for line in shown[2:]}
+    assert list(statuses) == ["ack003", "mute01", "mute02", "ack001"]  # by last day
+    assert statuses == {
+        "ack003": "planned",
+        "mute01": "active",  # holds on its last day
+        "mute02": "ended",  # ended 20 days ago: still listed
+        "ack001": "active",  # its days are still in the nine weeks a day is judged against
+    }
+    assert f"web ({APP})" in shown[2] and "2026-06-01 09:05" in shown[2]
+    everything = listing(stored, today, everything=True)
+    assert "mute03" in everything and "ack002" in everything
