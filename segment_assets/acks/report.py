@@ -36,7 +36,7 @@ def acknowledged_markdown(acknowledged: pd.DataFrame, day: dt.date) -> str:
                 "not judged" if a.first_day and a.first_day <= day <= a.last_day else "—"
                 for a in records
             ],
-            "reason": [a.reason.replace("|", "\\|") for a in records],
+            "reason": [(a.reason or "").replace("|", "\\|") for a in records],
         }
     )
     return table.to_markdown(index=False)
