@@ -48,19 +48,31 @@ def blank_acknowledged(history: pd.DataFrame, acks: pd.DataFrame) -> pd.DataFram
     for the whole account — covers its ``snapshot_date``. Rows stay (a segment listed on an
     acknowledged day is still listed); only the count goes. ``history`` itself is not
     changed; without an acknowledged row it is returned as it is.
+
+    The rows within the acknowledgements' days are found once, and their days, providers,
+    accounts and segments turned into integers once; each acknowledgement then compares
+    integers.
     """
     acknowledged = of_kind(acks, "ack")
     if acknowledged.empty or history.empty:
         return history
+    start, end = min(acknowledged["first_day"]), max(acknowledged["last_day"])
+    positions, offset = offsets_of(history["snapshot_date"], start, end)
+    if not positions.size:
+        return history
+    provider, account, segment = (
+        _codes_at(history[c], positions) for c in ("provider", "account", "segment_id")
+    )
     blank = np.zeros(len(history), dtype=bool)
     for ack in acknowledged.itertuples(index=False):
-        positions, _ = offsets_of(history["snapshot_date"], ack.first_day, ack.last_day)
-        if not positions.size:
-            continue
-        hit = _equal(history["provider"], positions, ack.provider)
-        hit &= _equal(history["account"], positions, ack.account)
+        wanted = [(provider, ack.provider), (account, ack.account)]
         if ack.segment_id is not None:
-            hit &= _equal(history["segment_id"], positions, ack.segment_id)
+            wanted.append((segment, ack.segment_id))
+        if any(value not in codes for (_, codes), value in wanted):
+            continue  # no row of that account (or segment) in the history
+        hit = (offset >= (ack.first_day - start).days) & (offset <= (ack.last_day - start).days)
+        for (values, codes), value in wanted:
+            hit &= values == codes[value]
         blank[positions[hit]] = True
     if not blank.any():
         return history
@@ -97,11 +109,11 @@ def _covered(rows: pd.DataFrame, acks: pd.DataFrame) -> pd.Series:
     return found
 
 
-def _equal(column: pd.Series, positions: np.ndarray, value: Any) -> np.ndarray:
-    """Whether ``column`` equals ``value`` at ``positions`` (a categorical by its codes)."""
+def _codes_at(column: pd.Series, positions: np.ndarray) -> tuple[np.ndarray, dict[Any, int]]:
+    """The values of ``column`` at ``positions`` as integers, and value → integer (a
+    categorical's own codes; other columns factorised once)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        categories = column.cat.categories
-        if value not in categories:
-            return np.zeros(positions.size, dtype=bool)
-        return column.cat.codes.to_numpy()[positions] == categories.get_loc(value)
-    return column.iloc[positions].to_numpy(dtype=object) == value
+        codes = column.cat.codes.to_numpy()[positions]
+        return codes, {v: i for i, v in enumerate(column.cat.categories)}
+    codes, uniques = pd.factorize(column.iloc[positions])
+    return codes, {v: i for i, v in enumerate(uniques)}
