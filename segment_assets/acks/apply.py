@@ -49,9 +49,11 @@ def blank_acknowledged(history: pd.DataFrame, acks: pd.DataFrame) -> pd.DataFram
     acknowledged day is still listed); only the count goes. ``history`` itself is not
     changed; without an acknowledged row it is returned as it is.
 
-    The rows within the acknowledgements' days are found once, and their days, providers,
-    accounts and segments turned into integers once; each acknowledgement then compares
-    integers.
+    Vectorised over the rows, whatever the number of acknowledgements: the rows within
+    their days are found once, with their day, provider, account and segment as integers;
+    the days acknowledged for whole accounts are one (provider × account × day) table
+    looked up by every row at once, and those of single segments are matched on the few
+    rows of the segments named.
     """
     acknowledged = of_kind(acks, "ack")
     if acknowledged.empty or history.empty:
@@ -60,24 +62,39 @@ def blank_acknowledged(history: pd.DataFrame, acks: pd.DataFrame) -> pd.DataFram
     positions, offset = offsets_of(history["snapshot_date"], start, end)
     if not positions.size:
         return history
-    provider, account, segment = (
-        _codes_at(history[c], positions) for c in ("provider", "account", "segment_id")
-    )
-    blank = np.zeros(len(history), dtype=bool)
+    provider, provider_of = _codes_at(history["provider"], positions)
+    account, account_of = _codes_at(history["account"], positions)
+    blank = np.zeros(positions.size, dtype=bool)
+
+    whole = np.zeros((len(provider_of), len(account_of), (end - start).days + 1), dtype=bool)
+    singles = []
     for ack in acknowledged.itertuples(index=False):
-        wanted = [(provider, ack.provider), (account, ack.account)]
-        if ack.segment_id is not None:
-            wanted.append((segment, ack.segment_id))
-        if any(value not in codes for (_, codes), value in wanted):
-            continue  # no row of that account (or segment) in the history
-        hit = (offset >= (ack.first_day - start).days) & (offset <= (ack.last_day - start).days)
-        for (values, codes), value in wanted:
-            hit &= values == codes[value]
-        blank[positions[hit]] = True
+        p, a = provider_of.get(ack.provider), account_of.get(ack.account)
+        if p is None or a is None:
+            continue  # no row of that account in the history
+        days = slice((ack.first_day - start).days, (ack.last_day - start).days + 1)
+        if ack.segment_id is None:
+            whole[p, a, days] = True
+        else:
+            singles.append((p, a, ack.segment_id, days))
+    blank |= whole[provider, account, offset]
+
+    if singles:
+        segment, segment_of = _codes_at(history["segment_id"], positions)
+        named = {segment_of[s] for _, _, s, _ in singles if s in segment_of}
+        rows = np.flatnonzero(np.isin(segment, list(named)))  # the named segments' rows
+        for p, a, s, days in singles:
+            if s not in segment_of:
+                continue
+            mine = rows[
+                (segment[rows] == segment_of[s]) & (provider[rows] == p) & (account[rows] == a)
+            ]
+            blank[mine[(offset[mine] >= days.start) & (offset[mine] < days.stop)]] = True
+
     if not blank.any():
         return history
     counts = history["user_count"].astype("Int64", copy=True)
-    counts[blank] = pd.NA
+    counts.iloc[positions[blank]] = pd.NA
     out = history.copy(deep=False)
     out["user_count"] = counts
     return out
