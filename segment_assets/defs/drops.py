@@ -2,7 +2,8 @@
 asset and the sensor get them from, so all three always agree.
 
 Each read is one :meth:`~segment_assets.store.SegmentStore.read_history` of the
-``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for; the sensor
+``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for (and one read
+of the small table of acknowledgements and mutes, :mod:`segment_assets.acks`); the sensor
 judges the partitions of one day across the provider tables with a single read and a
 single detection (:func:`flag_drops_by_table`).
 """
