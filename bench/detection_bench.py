@@ -49,6 +49,13 @@ judged and alerted per account as the sensor does; printed: how many incidents a
 one account-wide alert, how many alert lines a team reads against one line per segment,
 and on how many account-days without an incident the scope was account-wide (target: 95 %
 told, none).
+**Acknowledged outages** (a case of its own, printed after the others and not part of
+their figures): accounts whose integration broke for a week (counts near zero), half of
+them as a whole, half one segment at a time, each outage acknowledged; after it, about a
+third of the affected segments really fall (40–95 %), some on the first day after the
+outage. Judged as production does with the acknowledgements (acknowledged days left out of
+the history, segments acknowledged on the day not judged) and without them: alerts on
+outage days, false alerts elsewhere, and the real drops caught.
 
 The baseline is what today's tools do: mean and standard deviation of a 14-day window that
 includes the tested day, alert when z < -3, at least 7 days of data, missing or NULL
@@ -75,6 +82,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from segment_assets.acks import Ack, acknowledged_on, blank_acknowledged  # noqa: E402
+from segment_assets.acks.records import normalise, to_frame  # noqa: E402
 from segment_assets.defs.alert_payload import DropAlert  # noqa: E402
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, is_vanished  # noqa: E402
 from segment_assets.detection.incidents import ACCOUNT, scope_drops  # noqa: E402
@@ -626,6 +635,138 @@ def combine(parts: list[Scenario]) -> Scenario:
     )
 
 
+# --------------------------------------------------------------------------------------
+# Acknowledged outages: a case of its own, with its own random numbers (the cases above
+# are drawn exactly as before).
+
+OUTAGE_DAYS = 7
+
+
+@dataclass
+class Outages:
+    scenario: Scenario
+    outage: np.ndarray  # segment × day: inside an acknowledged outage
+    acks: pd.DataFrame  # the acknowledgements, as the store returns them
+
+
+def acknowledged_outages(seed: int, n: int, n_days: int, eval_days: int) -> Outages:
+    """Accounts whose integration broke for a week in the evaluated days (counts 0–20 % of
+    their level): even-numbered accounts as a whole, the others 40 % of their segments each
+    on its own week; every outage acknowledged. About a third of the affected segments then
+    really fall (40–95 %, for a day to for good), a third of those on the first day after
+    the outage, the others within ten days."""
+    rng = np.random.default_rng(seed + 100)
+    lo = n_days - eval_days
+    base = _base(rng, n, n_days)
+    names = np.array(list(ACCOUNTS), dtype=object)
+    prov = names[rng.choice(3, size=n, p=PROVIDER_SHARE)]
+    acc = np.array(
+        [f"{p}-outage-{k}" for p, k in zip(prov, rng.integers(0, 2, n), strict=True)],
+        dtype=object,
+    )
+    ids = np.array([f"outage-{s:05d}" for s in range(n)], dtype=object)
+    outage = np.zeros((n, n_days), dtype=bool)
+    acks: list[Ack] = []
+
+    def start() -> int:
+        return int(rng.integers(lo + 3, n_days - OUTAGE_DAYS - 10))
+
+    for i, account in enumerate(sorted(set(acc))):
+        members = np.flatnonzero(acc == account)
+        whole = i % 2 == 0
+        spans = (
+            [(members, start())]
+            if whole
+            else [(np.array([s]), start()) for s in members if rng.random() < 0.4]
+        )
+        for segments, d0 in spans:
+            outage[segments, d0 : d0 + OUTAGE_DAYS] = True
+            first, last = (START + dt.timedelta(days=d) for d in (d0, d0 + OUTAGE_DAYS - 1))
+            segment = None if whole else str(ids[segments[0]])
+            provider = str(prov[segments[0]])
+            acks.append(
+                Ack(f"k{len(acks)}", "ack", provider, account, segment, first, last,
+                    "integration outage", dt.datetime(2025, 1, 1))
+            )  # fmt: skip
+    mult = np.where(outage, np.log(rng.uniform(1e-3, 0.2, (n, 1))), 0.0)
+    events: list[tuple[int, int, int]] = []
+    ends = np.where(outage.any(axis=1), n_days - 1 - np.argmax(outage[:, ::-1], axis=1), -1)
+    for s in np.flatnonzero((ends >= 0) & (rng.random(n) < 0.35)):
+        after = 0 if rng.random() < 1 / 3 else int(rng.integers(1, 11))
+        _plant(mult, base, events, rng, int(s), int(ends[s]) + 1 + after, rng.uniform(0.4, 0.95))
+    present = np.ones((n, n_days), dtype=bool)
+    with np.errstate(over="ignore"):
+        lam = np.exp(np.minimum(base + mult, np.log(1e12)))
+    observed = rng.poisson(lam).astype(float)
+    counted_day = np.broadcast_to(np.arange(n_days), (n, n_days))
+    none = np.zeros((n, n_days), dtype=bool)
+    history = _to_frame(prov, acc, ids, observed, present, none, counted_day)
+    labels = _labels(sorted(events), _judgeable(~outage, ~outage))
+    shape = np.zeros(n, dtype=np.int64)
+    scenario = Scenario(
+        history, _keys(prov, acc, ids), present, observed, labels, none, none, events, shape
+    )
+    return Outages(scenario, outage, normalise(to_frame(acks)))
+
+
+def run_outages(case: Outages, eval_days: int, with_acks: bool) -> tuple[np.ndarray, float]:
+    """Drop alerts (segment × day) of each evaluated day, judged as ``flag_drops`` does with
+    the acknowledgements or without; and the seconds blank_acknowledged took."""
+    sc = case.scenario
+    n_seg, n_days = sc.present.shape
+    index = {tuple(k): i for i, k in enumerate(sc.keys.itertuples(index=False, name=None))}
+    alerts = np.zeros((n_seg, n_days), dtype=bool)
+    history, blank_s = sc.history, 0.0
+    if with_acks:
+        t0 = time.perf_counter()
+        history = blank_acknowledged(sc.history, case.acks)
+        blank_s = time.perf_counter() - t0
+    for d in range(n_days - eval_days, n_days):
+        as_of = START + dt.timedelta(days=d)
+        found = find_drops(history, as_of)
+        if with_acks:
+            found = found[~acknowledged_on(found, case.acks, as_of)]
+        found = found[~is_vanished(found)]
+        keys = found[["provider", "account", "segment_id"]].itertuples(index=False, name=None)
+        alerts[[index[k] for k in keys], d] = True
+    return alerts, blank_s
+
+
+def outage_report(seed: int, quick: bool, eval_days: int) -> list[str]:
+    """Print the acknowledged-outages case; return the targets it missed."""
+    n, n_days = (400, 120) if quick else (1200, 150)
+    case = acknowledged_outages(seed, n, n_days, eval_days)
+    sc, days = case.scenario, slice(n_days - eval_days, n_days)
+    inside = case.outage[:, days]
+    truth = sc.labels[:, days]
+    print(
+        f"\nacknowledged outages: {n:,} segments × {n_days} days, {len(case.acks)} "
+        f"acknowledged outages of {OUTAGE_DAYS} days ({int(inside.any(axis=1).sum())} "
+        f"segments), {int(truth.sum())} real drops after them in the last {eval_days} days"
+    )
+    print(
+        f"{'':16} {'alerts on outage days':>22} {'false alerts elsewhere':>23} "
+        f"{'real drops caught':>18} {'F1':>6}"
+    )
+    missed = []
+    for with_acks in (False, True):
+        alerts, blank_s = run_outages(case, eval_days, with_acks)
+        a = alerts[:, days]
+        tp, fp = int((a & truth).sum()), int((a & ~truth & ~inside).sum())
+        score = Score("", tp, fp + int((a & inside).sum()), int((~a & truth).sum()), 1)
+        elsewhere = int((~inside).sum())
+        print(
+            f"{'with acks' if with_acks else 'without acks':16} {int((a & inside).sum()):22d} "
+            f"{fp:10d} ({1000 * fp / elsewhere:5.2f}/1k) {tp:11d} of {int(truth.sum()):3d} "
+            f"{score.f1:6.3f}"
+        )
+        if with_acks:
+            print(f"(blank_acknowledged: {blank_s * 1000:.0f} ms on {len(sc.history):,} rows)")
+            if (a & inside).any():
+                missed.append("acknowledged outages: an alert on an acknowledged day")
+    return missed
+
+
 def elementary_alerts(sc: Scenario) -> np.ndarray:
     """Segment × day alerts of a 14-day mean/std z-score (tested day included), z < -3.
 
@@ -922,6 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
         f"to read against {wide['segment_lines']:,} with a line per segment; account-wide "
         f"scope on {wide['false_wide']} of {wide['ordinary_days']:,} account-days without one"
     )
+    outage_missed = outage_report(args.seed, args.quick, eval_days)
 
     wall_s, cpu_s, rows = time_find_drops(10_000, 400, repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -931,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores)"
     )
 
-    failures = []
+    failures = list(outage_missed)
     _, steady_s, steady_base = table[0]
     _, all_s, all_base = table[-1]
     for label, s, f1, false in (

@@ -4,12 +4,19 @@
                                       [--refetch-all] [--accept-shrunk]
     python -m segment_assets drops --date 2026-03-14 [--provider usercom]
     python -m segment_assets migrate --from data/segment_assets.duckdb [--overwrite]
+    python -m segment_assets ack <provider> <account> [--segment ID] --from DAY [--to DAY]
+                                 --reason TEXT
+    python -m segment_assets mute <provider> <account> [--segment ID] --until DAY [--reason TEXT]
+    python -m segment_assets acks [--all]
+    python -m segment_assets unack <ID>
 
 ``snapshot`` materialises the partition with the real definitions (resources from the
 environment, runs recorded in ``$DAGSTER_HOME`` when it is set, else in a throwaway
 instance). ``drops`` reads the stored history and prints the drops found for the day.
 ``migrate`` copies the history of a file of the embedded store into the database
 ``SEGMENT_ASSETS_DATABASE_URL`` names, day by day, and prints the verified row counts.
+``ack``, ``mute``, ``acks`` and ``unack`` record, list and remove acknowledgements and mutes
+in the store (see :mod:`segment_assets.acks.commands`).
 
 Exit codes: 0 ok, 1 drops found (``drops`` only), 2 usage or configuration error (bad
 arguments, a date that is not a partition, a missing variable, a bad accounts file, a store
@@ -29,6 +36,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from segment_assets.acks import commands as ack_commands
+from segment_assets.acks.accounts import AckInputError
 from segment_assets.config import ConfigurationError
 from segment_assets.defs.dead_runs import close_dead_runs, process_tags
 from segment_assets.providers import registry
@@ -110,6 +119,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                 help="store accounts that list far fewer segments than their latest stored "
                 "day (a real mass deletion)",
             )
+    ack_commands.add_parsers(commands)
     return parser.parse_args(argv)
 
 
@@ -251,11 +261,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return migrate(args.source, args.table, args.overwrite)
+        if args.command in ack_commands.COMMANDS:
+            from segment_assets.store import store_from_env
+
+            ack_commands.run(args, store_from_env())
+            return OK
         if args.command == "snapshot":
             return snapshot(
                 args.date, providers, args.allow_late, args.refetch_all, args.accept_shrunk
             )
         return drops(args.date, providers)
+    except AckInputError as exc:  # nothing was recorded
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     except StoreBusyError as exc:  # another process kept the store locked: try again later
         print(f"error: {exc}", file=sys.stderr)
         return RUN_FAILED

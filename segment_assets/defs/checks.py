@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import dagster as dg
 import pandas as pd
 
+from segment_assets.acks.report import acknowledged_markdown
 from segment_assets.config.detection import detection_settings_from_env
 from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
 from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
@@ -31,11 +32,15 @@ CHECK_NAME = "no_sudden_drops"
 
 
 def check_result(
-    drops: pd.DataFrame, accounts: int | None = None, shown: Mapping[str, object] | None = None
+    drops: pd.DataFrame,
+    accounts: int | None = None,
+    shown: Mapping[str, object] | None = None,
+    acknowledged: str | None = None,
 ) -> dg.AssetCheckResult:
     """Pass without drops; otherwise fail with the worst severity and the drops as a table
     (naming the account when ``accounts``, those read, are several); ``shown`` adds the
-    settings in force (text as Markdown)."""
+    settings in force (text as Markdown). ``acknowledged``: the acknowledged days left
+    out, as a table, when there are any."""
     summary = drops_summary(drops)
     metadata: dict[str, object] = {
         **summary,
@@ -44,6 +49,8 @@ def check_result(
             k: dg.MetadataValue.md(v) if isinstance(v, str) else v for k, v in (shown or {}).items()
         },
     }
+    if acknowledged:
+        metadata["acknowledged"] = dg.MetadataValue.md(acknowledged)
     if drops.empty:
         return dg.AssetCheckResult(passed=True, metadata=metadata, description="No drops.")
     severity = dg.AssetCheckSeverity.ERROR if summary["errors"] else dg.AssetCheckSeverity.WARN
@@ -86,7 +93,8 @@ def build_drop_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
             for rule in unmatched_rules(found.rules_matched):
                 context.log.warning(unmatched_text(rule, day))
             shown = thresholds_metadata(settings, provider.name, found.rules_matched, day)
-            return check_result(found.drops, found.accounts, shown)
+            acknowledged = acknowledged_markdown(found.acknowledged, day)
+            return check_result(found.drops, found.accounts, shown, acknowledged or None)
 
     return drop_check
 

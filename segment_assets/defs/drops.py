@@ -2,7 +2,8 @@
 asset and the sensor get them from, so all three always agree.
 
 Each read is one :meth:`~segment_assets.store.SegmentStore.read_history` of the
-``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for; the sensor
+``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for (and one read
+of the small table of acknowledgements and mutes, :mod:`segment_assets.acks`); the sensor
 judges the partitions of one day across the provider tables with a single read and a
 single detection (:func:`flag_drops_by_table`).
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from segment_assets.acks import acknowledged_on, blank_acknowledged, muted, read_acks
+from segment_assets.acks.report import acknowledged_for
 from segment_assets.config.detection import (
     DetectionSettings,
     SegmentRule,
@@ -57,6 +60,7 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
         "'account' when most of the account's segments fell (or vanished) that day, an "
         "account-wide incident; else 'segment'.",
     ),
+    schema.Column("muted", "BOOLEAN", "A mute held: judged and shown, but no alert was sent."),
 )
 DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
@@ -65,14 +69,15 @@ DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 class DayDrops:
     """What :func:`flag_drops` found: the drops, how many provider accounts the history it
     read holds (a table of drops names the account when there is more than one, even if
-    only one of them dropped), and how many of the day's segments each segment rule of
-    their accounts matched."""
+    only one of them dropped), how many of the day's segments each segment rule of their
+    accounts matched, and the acknowledgements whose days it left out."""
 
     drops: pd.DataFrame
     accounts: int
     rules_matched: Mapping[SegmentRule, int] = field(default_factory=dict)
     #: :func:`~segment_assets.detection.recovery.judge_recovery` of the segments watched
     back: pd.DataFrame = field(default_factory=empty_recovery)
+    acknowledged: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def flag_drops(
@@ -90,8 +95,10 @@ def flag_drops(
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
     ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
-    none), and ``scope`` and ``account_segments`` (see
-    :func:`segment_assets.detection.incidents.mark_scope`).
+    none), ``scope`` and ``account_segments`` (see
+    :func:`segment_assets.detection.incidents.mark_scope`), and ``muted``. Acknowledged
+    days leave the history first (and a segment acknowledged on ``day`` is not judged, nor
+    reported vanished); a drop a mute holds on ``day`` is kept, with ``muted`` True.
     """
     if settings is None:
         settings = detection_settings_from_env()
@@ -104,16 +111,21 @@ def flag_drops(
         },
         lock_wait_seconds=lock_wait_seconds,
     )
+    acks = read_acks(store, lock_wait_seconds=lock_wait_seconds)
+    history = blank_acknowledged(history, acks)
     providers = [TABLE_PROVIDERS[t] for t in tables]
     drops, matched = find_configured_drops(history, day, settings, providers)
+    drops = drops[~acknowledged_on(drops, acks, day)].reset_index(drop=True)
     drops = scope_drops(drops, history, day, rule_of=settings.account)  # account-wide
     if "segment_name" not in drops:
         drops["segment_name"] = pd.Series(dtype=object)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
+    out["muted"] = muted(out, acks, day).astype(bool)
     accounts = int(history[["provider", "account"]].drop_duplicates().shape[0])
     back = _recovery(history, day, watch, settings) if watch is not None else empty_recovery()
-    return DayDrops(out, accounts, matched, back)
+    acknowledged = acknowledged_for(acks, providers, history_start(day), day)
+    return DayDrops(out, accounts, matched, back, acknowledged)
 
 
 def _recovery(
@@ -192,6 +204,7 @@ def to_table(drops: pd.DataFrame) -> pd.DataFrame:
     out["user_count"] = out["user_count"].astype("Int64")
     for name in ("expected", "drop_pct"):
         out[name] = out[name].astype("float64")
+    out["muted"] = out["muted"].fillna(False).astype(bool)
     return out.reset_index(drop=True)
 
 
@@ -249,6 +262,7 @@ def drops_markdown(
             "drop %": drop_pct_text(shown),
             "expected": shown["expected"].map(_count),
             "severity": shown["severity"],
+            **_muted_column(drops, shown),
         }
     ).to_markdown(index=False)
     if len(drops) > limit:
@@ -256,11 +270,19 @@ def drops_markdown(
     return table
 
 
+def _muted_column(drops: pd.DataFrame, shown: pd.DataFrame) -> dict[str, pd.Series]:
+    """A ``muted`` column ("muted: no alert" on the muted drops) when any drop is muted."""
+    if "muted" not in drops or not drops["muted"].fillna(False).any():
+        return {}
+    return {"muted": shown["muted"].fillna(False).map({True: "muted: no alert", False: ""})}
+
+
 def drops_summary(drops: pd.DataFrame) -> dict[str, int]:
-    """Numeric metadata: how many drops, of which ERROR, WARN and vanished."""
+    """Numeric metadata: how many drops, of which ERROR, WARN, vanished and muted."""
     return {
         "drops": len(drops),
         "errors": int((drops["severity"] == "ERROR").sum()),
         "warnings": int((drops["severity"] == "WARN").sum()),
         "vanished": int(is_vanished(drops).sum()) if len(drops) else 0,
+        "muted": int(drops["muted"].fillna(False).sum()) if "muted" in drops else 0,
     }

@@ -8,7 +8,8 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
 3. takes them in the order they were stored, a day at a time: the new partitions of one day
    across the assets (normally one per provider) are judged together, with one store read
    and one detection (never a provider call), with the detection settings the accounts
-   file holds at that tick; each provider account with drops gets one alert, named in words
+   file holds at that tick; each provider account with drops gets one alert (drops a mute
+   holds are left out: an account whose drops are all muted gets none), named in words
    from the materialisation's ``account_labels``, and each account the materialisation
    lists in ``account_failures`` (a snapshot that failed while the provider's other
    accounts were stored) gets a ``snapshot_failed`` alert. A drop alerts only while its
@@ -331,6 +332,9 @@ class DropSensorTick:
         for asset in assets:
             labels, failures = account_notes(records[asset])
             drops = within_alert_age(found[asset], self.settings, age)
+            if drops["muted"].any():  # judged and shown in the check, but no alert
+                self.log.info(f"{asset} {partition}: {int(drops['muted'].sum())} muted drop(s)")
+                drops = drops[~drops["muted"]]
             for account, own in drops.groupby(drops["account"].astype(str), sort=True):
                 alert = DropAlert.from_drops(asset, partition, own, url, labels.get(account))
                 self.alert(alert, cursor)
