@@ -68,15 +68,16 @@ def tick_after(
         log=log,
         store=store,
         today=day + DAY,
-        max_age_days=2,
         out_of_time=lambda: False,
     ).run(cursor)
 
 
-def alerted(receiver) -> list[tuple[str, set[str]]]:
-    """(partition, segment names) of each alert delivered, in order."""
+def alerted(receiver, kind: str = "drops") -> list[tuple[str, set[str]]]:
+    """(partition, segment names) of each alert of ``kind`` delivered, in order."""
     return [
-        (a["partition"], {d["segment_name"] for d in a["drops"]}) for a in receiver.delivered(HOOK)
+        (a["partition"], {d["segment_name"] for d in a["drops" if kind == "drops" else kind]})
+        for a in receiver.delivered(HOOK)
+        if a["kind"] == kind
     ]
 
 
@@ -163,6 +164,9 @@ def test_a_mute_holds_a_segments_alerts_until_its_last_day_then_it_alerts_again(
         (both_fell.isoformat(), {name(7)}),
         (last.isoformat(), {name(3)}),
     ]
+    # Segment 7, alerted, is back the next day; Segment 3's muted fall opened no incident,
+    # so its return sends nothing.
+    assert alerted(receiver, "recovered") == [((both_fell + DAY).isoformat(), {name(7)})]
 
     # Muted drops are still judged and shown: in the check's result and in the rows of
     # segment_drops (both made from flag_drops, as the check and the asset make them).
