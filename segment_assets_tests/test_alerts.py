@@ -75,6 +75,7 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
                 "drop_pct": 90.5,
                 "severity": "ERROR",
                 "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
+                "definition_changed_on": None,
                 "vanished": False,
             },
             {
@@ -87,6 +88,7 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
                 "drop_pct": None,
                 "severity": "WARN",
                 "reason": "vanished: segment no longer listed (was 1,200 users)",
+                "definition_changed_on": None,
                 "vanished": True,
             },
         ],

@@ -16,11 +16,15 @@ The JSON webhook receives (version 1)::
      "drops": [{"segment_id": "…", "segment_name": "…", "account": "…", "before": 5400,
                 "user_count": 510, "expected": 5380.0, "drop_pct": 90.5,
                 "severity": "ERROR", "vanished": false,
-                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected"}]}
+                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
+                "definition_changed_on": "2025-02-28"}]}
 
 ``drops`` lists at most ``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count``
 counts them all and ``truncated`` says whether some were left out. A vanished segment has
-``"vanished": true``, ``user_count`` and ``drop_pct`` null. Within a version fields may be
+``"vanished": true``, ``user_count`` and ``drop_pct`` null. ``definition_changed_on`` is the
+day the segment's definition changed, when that explains the drop (null otherwise, and in
+payloads from before it existed); the log and Slack lines then say "definition changed on
+<date>". Within a version fields may be
 added, never changed; :meth:`DropAlert.from_payload` (how the drop sensor reads back an alert
 it could not deliver yet) refuses a payload of another version with
 :class:`AlertPayloadError` instead of reading it as this one.
@@ -28,6 +32,7 @@ it could not deliver yet) refuses a payload of another version with
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +40,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from segment_assets.detection import is_vanished
+from segment_assets.detection.causes import CAUSE_COLUMN, cause_words
 from segment_assets.providers import registry
 
 PAYLOAD_VERSION = 1
@@ -51,6 +57,7 @@ DROP_FIELDS = (
     "drop_pct",
     "severity",
     "reason",
+    CAUSE_COLUMN,
 )
 
 
@@ -61,12 +68,16 @@ def asset_url(webserver_url: str, asset: str, partition: str) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and pd.isna(value):
         return None
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     if isinstance(value, float):
         return round(value, 1)
+    if isinstance(value, dt.date):  # a day, as the ISO text the payload carries
+        return value.isoformat()
     return value
 
 
@@ -258,7 +269,8 @@ def _count(value: Any) -> str:
 
 
 def drop_line(drop: dict[str, Any]) -> str:
-    """ "name (id): 5,400 → 510 (−91 %) ERROR"; vanished segments say so."""
+    """ "name (id): 5,400 → 510 (−91 %) ERROR", then " — definition changed on <date>"
+    when that explains it; vanished segments say so."""
     name = drop.get("segment_name") or drop["segment_id"]
     label = f"{name} ({drop['segment_id']})" if drop.get("segment_name") else str(name)
     before = drop["before"] if drop.get("before") is not None else drop.get("expected")
@@ -266,8 +278,10 @@ def drop_line(drop: dict[str, Any]) -> str:
         return f"{label}: {_count(before)} → gone (vanished) {drop['severity']}"
     pct = drop.get("drop_pct")
     pct_text = f"−{pct:.0f} %" if pct is not None else "?"
+    cause = cause_words(drop.get(CAUSE_COLUMN))
     return (
         f"{label}: {_count(before)} → {_count(drop['user_count'])} ({pct_text}) {drop['severity']}"
+        + (f" — {cause}" if cause else "")
     )
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
 from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
+from segment_assets.detection.causes import CAUSE_COLUMN, cause_words
 from segment_assets.providers import registry
 from segment_assets.store import store_from_env
 
@@ -34,11 +35,12 @@ def check_result(drops: pd.DataFrame, accounts: int | None = None) -> dg.AssetCh
     first = drops.iloc[0]
     name = first.get("segment_name") or first["segment_id"]
     more = f" and {len(drops) - 1} more" if len(drops) > 1 else ""
+    cause = cause_words(first.get(CAUSE_COLUMN))
     return dg.AssetCheckResult(
         passed=False,
         severity=severity,
         metadata=metadata,
-        description=f"{name}: {first['reason']}{more}",
+        description=f"{name}: {first['reason']}{f'; {cause}' if cause else ''}{more}",
     )
 
 

@@ -16,6 +16,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from segment_assets.detection import find_drops, history_start, is_vanished
+from segment_assets.detection.causes import (
+    CAUSE_COLUMN,
+    DEFINITION_CHANGE_DAYS,
+    DEFINITION_TIME,
+    cause_words,
+    definition_changed_on,
+)
 from segment_assets.providers import registry, schema
 from segment_assets.store import SegmentStore
 from segment_assets.store.base import LOCK_RETRY_SECONDS
@@ -27,6 +34,10 @@ DROPS_TABLE = "segment_drops"
 # the columns beyond the count the detector reads, per table (User.com's count is a cache)
 DETECTION_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
     p.table: p.history_columns for p in registry.PROVIDERS if p.history_columns
+}
+# and what the causes of a drop are read from, per table (providers that say a time)
+CAUSE_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
+    p.table: (DEFINITION_TIME,) for p in registry.PROVIDERS if p.definition is not None
 }
 SEGMENT_KEY = ["provider", "account", "segment_id"]
 MARKDOWN_ROWS = 50
@@ -42,6 +53,12 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("drop_pct", "DOUBLE", "Percent below expected (NULL when it vanished)."),
     schema.Column("severity", "VARCHAR", "ERROR or WARN."),
     schema.Column("reason", "VARCHAR", "The drop in words; starts with 'vanished' for those."),
+    schema.Column(
+        CAUSE_COLUMN,
+        "DATE",
+        "The day the segment's definition last changed, when that was at most "
+        f"{DEFINITION_CHANGE_DAYS} days before the drop (look at the filter first); else NULL.",
+    ),
 )
 DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
@@ -61,28 +78,35 @@ def flag_drops(
     tables: Sequence[str],
     day: dt.date,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    *,
+    definition_change_days: int = DEFINITION_CHANGE_DAYS,
 ) -> DayDrops:
     """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read.
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
-    ``segment_name`` and ``before``: the segment's last known count before ``day`` (NA if
-    none).
+    ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
+    none), and ``definition_changed_on``: the day the segment's definition changed, when
+    at most ``definition_change_days`` days before ``day`` (else None).
     """
     history = store.read_history(
         tables,
         start=history_start(day),
         end=day,
-        extra_columns={
-            t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS
-        },
+        extra_columns={t: extra_columns(t) for t in tables if extra_columns(t)},
         lock_wait_seconds=lock_wait_seconds,
     )
     drops = find_drops(history, day)
     if "segment_name" not in drops:
         drops["segment_name"] = pd.Series(dtype=object)
+    drops[CAUSE_COLUMN] = definition_changed_on(history, drops, definition_change_days)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
     return DayDrops(out, int(history[["provider", "account"]].drop_duplicates().shape[0]))
+
+
+def extra_columns(table: str) -> tuple[str, ...]:
+    """The columns of ``table`` a history read for :func:`flag_drops` adds to the count."""
+    return (*DETECTION_EXTRA_COLUMNS.get(table, ()), *CAUSE_EXTRA_COLUMNS.get(table, ()))
 
 
 def flag_drops_by_table(
@@ -90,6 +114,8 @@ def flag_drops_by_table(
     tables: Sequence[str],
     day: dt.date,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    *,
+    definition_change_days: int = DEFINITION_CHANGE_DAYS,
 ) -> dict[str, pd.DataFrame]:
     """:func:`flag_drops` of several provider tables with one read and one detection, split
     per table: ``{table: its drops}`` for every table of ``tables`` (an empty frame, with the
@@ -98,7 +124,13 @@ def flag_drops_by_table(
     The detector judges each segment against its own history and each provider account on
     its own, so this finds exactly what :func:`flag_drops` of each table alone finds.
     """
-    drops = flag_drops(store, tables, day, lock_wait_seconds=lock_wait_seconds).drops
+    drops = flag_drops(
+        store,
+        tables,
+        day,
+        lock_wait_seconds=lock_wait_seconds,
+        definition_change_days=definition_change_days,
+    ).drops
     return {
         table: drops[drops["provider"] == TABLE_PROVIDERS[table]].reset_index(drop=True)
         for table in tables
@@ -139,6 +171,7 @@ def to_table(drops: pd.DataFrame) -> pd.DataFrame:
     out["user_count"] = out["user_count"].astype("Int64")
     for name in ("expected", "drop_pct"):
         out[name] = out[name].astype("float64")
+    out[CAUSE_COLUMN] = out[CAUSE_COLUMN].astype(object).where(out[CAUSE_COLUMN].notna(), None)
     return out.reset_index(drop=True)
 
 
@@ -178,7 +211,8 @@ def drops_markdown(
 ) -> str:
     """A Markdown table of the drops (segment, before → after, drop %, expected, severity),
     with the account after the segment when there is more than one account: ``accounts``
-    (the accounts in the history :func:`flag_drops` read), or else among the drops."""
+    (the accounts in the history :func:`flag_drops` read), or else among the drops; and a
+    ``cause`` column (``definition changed on 2026-03-12``) when a drop has one."""
     if drops.empty:
         return "_no drops_"
     shown = drops.head(limit)
@@ -196,11 +230,20 @@ def drops_markdown(
             "drop %": drop_pct_text(shown),
             "expected": shown["expected"].map(_count),
             "severity": shown["severity"],
+            **cause_column(shown),
         }
     ).to_markdown(index=False)
     if len(drops) > limit:
         table += f"\n\n_… and {len(drops) - limit} more_"
     return table
+
+
+def cause_column(drops: pd.DataFrame) -> dict[str, pd.Series]:
+    """``{"cause": …}`` when a drop has a known cause, else nothing (the table stays as
+    narrow as before)."""
+    if CAUSE_COLUMN not in drops or drops[CAUSE_COLUMN].isna().all():
+        return {}
+    return {"cause": drops[CAUSE_COLUMN].map(cause_words).fillna("")}
 
 
 def drops_summary(drops: pd.DataFrame) -> dict[str, int]:
