@@ -15,12 +15,15 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from segment_assets.providers.columns import DEFINITION_COLUMN, DefinitionRule
 
 #: A definition time later than the snapshot's read by more than this is not believed.
 CLOCK_SKEW = dt.timedelta(hours=1)
+# unix seconds beyond this (about the year 5000) are no time a provider means
+_MAX_SECONDS = 1e11
 
 
 def _is_number(value: Any) -> bool:
@@ -32,15 +35,18 @@ def utc_timestamps(values: Iterable[Any]) -> pd.Series:
     missing value and for one that is no readable time (``"yesterday"``, a year out of
     range, a list)."""
     series = pd.Series(list(values), dtype="object")
-    numeric = series.map(_is_number).astype(bool)
-    stamps = series.map(lambda v: isinstance(v, str | dt.datetime)).astype(bool)
-    out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us, UTC]")
+    numeric = series.map(_is_number).astype(bool).to_numpy()
+    stamps = series.map(lambda v: isinstance(v, str | dt.datetime)).astype(bool).to_numpy()
+    out = np.full(len(series), np.datetime64("NaT"), dtype="datetime64[us]")
     if numeric.any():
-        seconds = series[numeric].astype("float64")
-        out[numeric] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+        seconds = series[numeric].astype("float64").to_numpy()
+        readable = np.isfinite(seconds) & (np.abs(seconds) < _MAX_SECONDS)
+        micros = np.round(np.where(readable, seconds, 0.0) * 1e6).astype("int64")
+        out[numeric] = np.where(readable, micros.astype("datetime64[us]"), np.datetime64("NaT"))
     if stamps.any():
-        out[stamps] = pd.to_datetime(series[stamps], utc=True, errors="coerce", format="ISO8601")
-    return out.dt.tz_localize(None).astype("datetime64[us]")
+        read = pd.to_datetime(series[stamps], utc=True, errors="coerce", format="ISO8601")
+        out[stamps] = read.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    return pd.Series(out, index=series.index)
 
 
 def judge_definition_times(
@@ -62,19 +68,17 @@ def judge_definition_times(
         parsed = parsed.where(~((since >= low) & (since <= high)))
     late = parsed > fetched_at + CLOCK_SKEW
     notes = pd.Series(None, index=frame.index, dtype=object)
-    notes[~sent] = f"{rule.field} not sent; {name} stored as NULL"
-    notes[unreadable] = (
-        raw[unreadable].map(lambda v: f"{rule.field} {shown(v)} is not a time")
-        + f"; {name} stored as NULL"
-    )
-    notes[late] = (
-        raw[late].map(lambda v: f"{rule.field} {shown(v)} is after the snapshot was read")
-        + f"; {name} stored as NULL"
-    )
+    stored = f"; {name} stored as NULL"
+    notes[~sent] = f"{rule.field} not sent{stored}"
+    notes[unreadable] = [f"{rule.field} {shown(v)} is not a time{stored}" for v in raw[unreadable]]
+    notes[late] = [
+        f"{rule.field} {shown(v)} is after the snapshot was read{stored}" for v in raw[late]
+    ]
     frame = frame.assign(**{name: parsed.where(~late)})
     noted = notes.notna()
     if noted.any():
         pairs = zip(frame.loc[noted, "problem"], notes[noted], strict=True)
+        frame["problem"] = frame["problem"].astype(object)
         frame.loc[noted, "problem"] = [
             f"{b}; {n}" if isinstance(b, str) and b else n for b, n in pairs
         ]
