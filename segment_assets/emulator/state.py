@@ -102,6 +102,10 @@ class EmulatorState(World):
             raise ValueError("ActionHub segments have no definition to edit")
         moment = as_moment(at)
         targets = self._resolve(provider, account, segment_id)
+        if provider == "onesignal":
+            cat = onesignal.catalog(self, self.config.onesignal_app(account))
+            if cat.read_only[targets[0][1]]:
+                raise ValueError(f"OneSignal segment {segment_id} is read-only (a default one)")
         with self._lock:
             for list_key, index in targets:
                 self._changes.add_edit(list_key, index, moment)
