@@ -11,7 +11,7 @@ import pytest
 
 from segment_assets.emulator import EmulatorConfig, EmulatorServer
 
-from .pg_fixtures import database, password_server, pg_server  # noqa: F401 - fixtures
+from .pg_fixtures import any_store, database, password_server, pg_server  # noqa: F401
 from .webhook_receiver import Receiver
 
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

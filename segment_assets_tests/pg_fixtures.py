@@ -205,3 +205,17 @@ def database(pg_server: Server) -> Iterator[Database]:
         yield db
     finally:
         _drop_database(db)
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each store in turn, chosen through the environment as a deployment chooses it: a
+    DuckDB file, then a throwaway PostgreSQL database (``SEGMENT_ASSETS_DATABASE_URL``)."""
+    from segment_assets.store import store_from_env
+
+    if request.param == "duckdb":
+        monkeypatch.delenv("SEGMENT_ASSETS_DATABASE_URL", raising=False)
+        monkeypatch.setenv("SEGMENT_ASSETS_DUCKDB", str(tmp_path / "segment_assets.duckdb"))
+    else:
+        monkeypatch.setenv("SEGMENT_ASSETS_DATABASE_URL", request.getfixturevalue("database").url)
+    return store_from_env()

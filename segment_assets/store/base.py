@@ -168,6 +168,30 @@ class SegmentStore(Protocol):
         """The tables of ``tables`` that exist (were ever written), in the same order."""
         ...
 
+    def append_rows(self, table: str, frame: pd.DataFrame, column_types: ColumnTypes) -> int:
+        """Add the rows of ``frame`` to ``table`` in one transaction (for the project's small
+        tables: acknowledgements, incidents). The table is created with ``column_types``
+        (DuckDB type names) if it does not exist, and gains the columns of
+        ``column_types`` it lacks. Returns the rows added."""
+        ...
+
+    def read_rows(self, table: str, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> pd.DataFrame:
+        """Every row of ``table``; an empty frame without columns when it does not exist."""
+        ...
+
+    def update_rows(
+        self, table: str, key_column: str, keys: Sequence[Any], values: Mapping[str, Any]
+    ) -> int:
+        """Set the columns of ``values`` (column → Python value, None for NULL) on the rows
+        of ``table`` whose ``key_column`` is one of ``keys``; returns the rows changed (0
+        when the table does not exist)."""
+        ...
+
+    def remove_rows(self, table: str, key_column: str, keys: Sequence[Any]) -> int:
+        """Delete the rows of ``table`` whose ``key_column`` is one of ``keys``; returns the
+        rows deleted (0 when the table does not exist)."""
+        ...
+
     def lock_account(
         self,
         provider: str,

@@ -169,6 +169,72 @@ class DuckDBStore:
         with _as_store_errors(), storage.connect(self.database) as conn:
             return storage.existing_tables(conn, tables)
 
+    # -- small tables (acknowledgements, incidents) --------------------------------------
+    def append_rows(self, table: str, frame: pd.DataFrame, column_types: ColumnTypes) -> int:
+        unknown = [str(c) for c in frame.columns if c not in column_types]
+        if unknown:
+            raise StoreError(f"{self.schema}.{table} has no column {', '.join(unknown)}")
+        with _as_store_errors(), storage.connect(self.database) as conn:
+            conn.begin()
+            try:
+                self._create(conn, table, column_types)
+                for name, kind in column_types.items():
+                    conn.execute(
+                        f"ALTER TABLE {self._table(table)} ADD COLUMN IF NOT EXISTS "
+                        f"{_name(name)} {kind}"
+                    )
+                if len(frame):
+                    typed = ", ".join(
+                        f"CAST({_name(str(c))} AS {column_types[c]}) AS {_name(str(c))}"
+                        for c in frame.columns
+                    )
+                    conn.register("segment_assets_rows", frame)
+                    conn.execute(
+                        f"INSERT INTO {self._table(table)} BY NAME "
+                        f"SELECT {typed} FROM segment_assets_rows"
+                    )
+                    conn.unregister("segment_assets_rows")
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        return len(frame)
+
+    def read_rows(self, table: str, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> pd.DataFrame:
+        if not self.existing_tables([table]):
+            return pd.DataFrame()
+        with (
+            _as_store_errors(),
+            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
+        ):
+            return conn.execute(f"SELECT * FROM {self._table(table)}").df()
+
+    def update_rows(
+        self, table: str, key_column: str, keys: Sequence[Any], values: Mapping[str, Any]
+    ) -> int:
+        if not values or not keys or not self.existing_tables([table]):
+            return 0
+        names = list(values)
+        assignments = ", ".join(f"{_name(n)} = ${i + 1}" for i, n in enumerate(names))
+        key = len(names) + 1
+        with _as_store_errors(), storage.connect(self.database) as conn:
+            changed = conn.execute(
+                f"UPDATE {self._table(table)} SET {assignments} "
+                f"WHERE list_contains(${key}, {_name(key_column)})",
+                [*(values[n] for n in names), list(keys)],
+            ).fetchone()
+        return int(changed[0]) if changed else 0
+
+    def remove_rows(self, table: str, key_column: str, keys: Sequence[Any]) -> int:
+        if not keys or not self.existing_tables([table]):
+            return 0
+        with _as_store_errors(), storage.connect(self.database) as conn:
+            removed = conn.execute(
+                f"DELETE FROM {self._table(table)} WHERE list_contains($1, {_name(key_column)})",
+                [list(keys)],
+            ).fetchone()
+        return int(removed[0]) if removed else 0
+
     def lock_account(
         self,
         provider: str,

@@ -504,6 +504,58 @@ class PostgresStore:
             )
         return frame
 
+    # -- small tables (acknowledgements, incidents) --------------------------------------
+    def append_rows(self, table: str, frame: pd.DataFrame, column_types: ColumnTypes) -> int:
+        with (
+            self.errors(f"cannot add rows to {self.schema}.{table}"),
+            self.transaction() as conn,
+        ):
+            self.lock_table(conn, table)
+            types = self.create_table(conn, table, column_types)
+            types = self.add_columns(conn, table, types, column_types)
+            return self.copy_rows(conn, table, frame, types)
+
+    def read_rows(self, table: str, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> pd.DataFrame:
+        with (
+            self.errors(f"cannot read {self.schema}.{table}"),
+            self.transaction(read_only=True, lock_wait_seconds=lock_wait_seconds) as conn,
+        ):
+            return self.select_frame(conn, table)
+
+    def update_rows(
+        self, table: str, key_column: str, keys: Sequence[Any], values: Mapping[str, Any]
+    ) -> int:
+        if not values or not keys:
+            return 0
+        query = sql.SQL("UPDATE {} SET {} WHERE {} = ANY(%s)").format(
+            self._name(table),
+            sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in values),
+            sql.Identifier(key_column),
+        )
+        with (
+            self.errors(f"cannot update {self.schema}.{table}"),
+            self.transaction() as conn,
+        ):
+            if not self.table_types(conn, [table]):
+                return 0
+            self.lock_table(conn, table)
+            return conn.execute(query, [*values.values(), list(keys)]).rowcount
+
+    def remove_rows(self, table: str, key_column: str, keys: Sequence[Any]) -> int:
+        if not keys:
+            return 0
+        query = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+            self._name(table), sql.Identifier(key_column)
+        )
+        with (
+            self.errors(f"cannot delete from {self.schema}.{table}"),
+            self.transaction() as conn,
+        ):
+            if not self.table_types(conn, [table]):
+                return 0
+            self.lock_table(conn, table)
+            return conn.execute(query, [list(keys)]).rowcount
+
     # -- account locks --------------------------------------------------------------------
     @contextmanager
     def lock_account(
