@@ -299,5 +299,15 @@ def test_the_window_is_set_per_drop_and_a_bad_one_is_refused_with_what_to_fix():
     assert list(definition_changed_on(history, drops)) == [None, None]  # four days ago
     per_account = definition_changed_on(history, drops, pd.Series([4, 3]))
     assert list(per_account) == [dt.date(2026, 3, 10), None]
+    # an edit just after midnight, read by the day's snapshot, explains the day's fall; a
+    # later day's snapshot does not; a vanished segment has no cause
+    history["definition_updated_at"] = pd.Timestamp("2026-03-15 00:05")
+    later = history.assign(snapshot_date=dt.date(2026, 3, 15), account="app-1")
+    seen = definition_changed_on(pd.concat([history.iloc[:1], later.iloc[:1]]), drops.iloc[:1])
+    assert list(seen) == [dt.date(2026, 3, 15)]
+    unseen = definition_changed_on(later.iloc[:1], drops.iloc[:1])
+    assert list(unseen) == [None]
+    gone = drops.assign(reason="vanished: segment no longer listed (was 1,200 users)")
+    assert list(definition_changed_on(history, gone)) == [None, None]
     with pytest.raises(ValueError, match="definition_change_days must be a whole number"):
         definition_changed_on(history, drops, -1)
