@@ -436,6 +436,11 @@ def store_count_sql(days: int) -> str:
     )
 
 
+# When each segment's definition last changed: a time of its own, long before the days
+# (plain SQL, so DuckDB and PostgreSQL build the same rows).
+DEFINITION_SQL = "timestamp '2024-06-01' + (s * 7) * interval '1 minute'"
+
+
 def build_store(database: str, days: int, segments: int) -> None:
     import duckdb
 
@@ -456,6 +461,7 @@ def build_store(database: str, days: int, segments: int) -> None:
                 "segment_name": "'Segment ' || s",
                 "user_count": store_count_sql(days),
                 "fetched_at": "($first::date + d::int)::timestamp + interval 1 day",
+                "definition_updated_at": DEFINITION_SQL,
             }
             exprs = ", ".join(values.get(c.name, "NULL") for c in schema.columns(provider))
             conn.execute(
@@ -469,7 +475,7 @@ def store(workdir: Path, misses: list[str], postgres: bool = True) -> None:
     """The drop check and the sensor tick on the DuckDB file and, when a PostgreSQL server
     is at hand (``SEGMENT_ASSETS_TEST_PG_DSN``, or the local binaries), on PostgreSQL with
     the same rows: printed side by side, each against the 2 s target."""
-    from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES, flag_drops
+    from segment_assets.defs.drops import PROVIDER_TABLES, extra_columns, flag_drops
     from segment_assets.detection import find_drops, history_start
     from segment_assets.store import DATABASE_URL_ENV, SegmentStore
     from segment_assets.store.duckdb import DuckDBStore
@@ -508,7 +514,7 @@ def store(workdir: Path, misses: list[str], postgres: bool = True) -> None:
         one = "usercom_segments"
 
         def history_of(chosen: SegmentStore, tables: list[str]) -> object:
-            extra = {t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS}
+            extra = {t: extra_columns(t) for t in tables if extra_columns(t)}  # as the check
             return chosen.read_history(tables, start, DAY, extra_columns=extra)
 
         rows: dict[str, dict[str, float]] = {}

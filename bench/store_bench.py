@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from snapshot_bench import (  # noqa: E402
     DAY,
+    DEFINITION_SQL,
     STORE_DAYS,
     STORE_SEGMENTS,
     TARGET_STORE_SECONDS,
@@ -47,7 +48,7 @@ from snapshot_bench import (  # noqa: E402
     store_count_sql,
 )
 
-from segment_assets.defs.drops import DETECTION_EXTRA_COLUMNS, PROVIDER_TABLES  # noqa: E402
+from segment_assets.defs.drops import PROVIDER_TABLES, extra_columns  # noqa: E402
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, history_start  # noqa: E402
 from segment_assets.providers import registry, schema  # noqa: E402
 from segment_assets.store.base import SegmentStore  # noqa: E402
@@ -123,6 +124,7 @@ def build_postgres_store(url: str, days: int, segments: int) -> None:
             "segment_name": "'Segment ' || s",
             "user_count": store_count_sql(days).replace("%", "%%"),  # not a parameter
             "fetched_at": "(%(first)s::date + d)::timestamp + interval '1 day'",
+            "definition_updated_at": DEFINITION_SQL,
         }
         exprs = ", ".join(values.get(c.name, "NULL") for c in schema.columns(provider))
         with psycopg.connect(url, autocommit=True) as conn:
@@ -148,7 +150,7 @@ def best(call: Callable[[], object]) -> tuple[float, object]:
 
 def measure(label: str, store: SegmentStore, misses: list[str] | None) -> None:
     start = history_start(DAY)
-    extra = dict(DETECTION_EXTRA_COLUMNS)
+    extra = {t: extra_columns(t) for t in PROVIDER_TABLES if extra_columns(t)}  # as the check
     one = ["usercom_segments"]
 
     def read(tables: list[str]) -> object:

@@ -63,6 +63,7 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
         "severity": "WARN",
         "reason": "vanished: segment no longer listed (was 1,200 users)",
         "scope": "segment",
+        "definition_changed_on": None,
         "vanished": True,
     }
     assert hook == {
@@ -89,6 +90,7 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
                 "severity": "ERROR",
                 "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
                 "scope": "segment",
+                "definition_changed_on": None,
                 "vanished": False,
             },
             winter_sale,

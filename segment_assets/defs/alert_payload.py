@@ -17,20 +17,23 @@ The JSON webhook receives (version 1)::
      "drops": [{"segment_id": "…", "segment_name": "…", "account": "…", "before": 5400,
                 "user_count": 510, "expected": 5380.0, "drop_pct": 90.5,
                 "severity": "ERROR", "vanished": false, "scope": "segment",
-                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected"}],
+                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
+                "definition_changed_on": "2025-02-28"}],
      "incident": {"scope": "segment", "fell": 1, "of": 12, "median_drop_pct": 90.5,
                   "largest": [<the drops that lost the most users, at most 5>]},
      "vanished": {"scope": "segment", "count": 0, "of": null, "users": 0, "largest": []}}
 
 ``drops`` lists at most ``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count``
 counts them all and ``truncated`` says whether some were left out. A vanished segment has
-``"vanished": true``, ``user_count`` and ``drop_pct`` null. ``incident`` and ``vanished``
-say the account's day as a whole: how many of how many segments fell (judged that day) and
-by what median, how many of how many vanished (listed the snapshot before), each with its
-``scope``: ``account`` for an account-wide incident (see
-:mod:`segment_assets.detection.incidents`). A ``recovered`` alert lists in ``recovered``
-the segments back within their recovery band, each with ``opened_on``, the day it
-dropped. Within a version fields may be
+``"vanished": true``, ``user_count`` and ``drop_pct`` null. ``definition_changed_on`` is the
+day the segment's definition changed, when that explains the drop (null otherwise, and in
+payloads from before it existed); the log and Slack lines then say "definition changed on
+<date>". ``incident`` and ``vanished`` say the account's day as a whole: how many of how
+many segments fell (judged that day) and by what median, how many of how many vanished
+(listed the snapshot before), each with its ``scope``: ``account`` for an account-wide
+incident (see :mod:`segment_assets.detection.incidents`). A ``recovered`` alert lists in
+``recovered`` the segments back within their recovery band, each with ``opened_on``, the
+day it dropped. Within a version fields may be
 added, never changed; :meth:`DropAlert.from_payload` (how the drop sensor reads back an alert
 it could not deliver yet) refuses a payload of another version with
 :class:`AlertPayloadError` instead of reading it as this one.
@@ -38,6 +41,7 @@ it could not deliver yet) refuses a payload of another version with
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -51,6 +55,7 @@ from segment_assets.defs.incident_text import (
     recovered_line,
 )
 from segment_assets.detection import is_vanished
+from segment_assets.detection.causes import CAUSE_COLUMN, cause_words
 from segment_assets.detection.incidents import ACCOUNT, summarise
 from segment_assets.providers import registry
 
@@ -69,6 +74,7 @@ DROP_FIELDS = (
     "severity",
     "reason",
     "scope",
+    CAUSE_COLUMN,
 )
 RECOVERED_FIELDS = (
     "segment_id",
@@ -91,12 +97,16 @@ def asset_url(webserver_url: str, asset: str, partition: str) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and pd.isna(value):
         return None
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     if isinstance(value, float):
         return round(value, 1)
+    if isinstance(value, dt.date):  # a day, as the ISO text the payload carries
+        return value.isoformat()
     return value
 
 
@@ -373,7 +383,8 @@ def _records(drops: pd.DataFrame) -> tuple[dict[str, Any], ...]:
 
 
 def drop_line(drop: dict[str, Any]) -> str:
-    """ "name (id): 5,400 → 510 (−91 %) ERROR"; vanished segments say so."""
+    """ "name (id): 5,400 → 510 (−91 %) ERROR", then " — definition changed on <date>"
+    when that explains it; vanished segments say so."""
     name = drop.get("segment_name") or drop["segment_id"]
     label = f"{name} ({drop['segment_id']})" if drop.get("segment_name") else str(name)
     before = drop["before"] if drop.get("before") is not None else drop.get("expected")
@@ -381,8 +392,10 @@ def drop_line(drop: dict[str, Any]) -> str:
         return f"{label}: {_count(before)} → gone (vanished) {drop['severity']}"
     pct = drop.get("drop_pct")
     pct_text = f"−{pct:.0f} %" if pct is not None else "?"
+    cause = cause_words(drop.get(CAUSE_COLUMN))
     return (
         f"{label}: {_count(before)} → {_count(drop['user_count'])} ({pct_text}) {drop['severity']}"
+        + (f" — {cause}" if cause else "")
     )
 
 

@@ -25,6 +25,7 @@ from segment_assets.defs.thresholds_shown import (
     unmatched_rules,
     unmatched_text,
 )
+from segment_assets.detection.causes import CAUSE_COLUMN, cause_words
 from segment_assets.providers import registry
 from segment_assets.store import store_from_env
 
@@ -57,11 +58,13 @@ def check_result(
     first = drops.iloc[0]
     name = first.get("segment_name") or first["segment_id"]
     more = f" and {len(drops) - 1} more" if len(drops) > 1 else ""
+    cause = cause_words(first.get(CAUSE_COLUMN))
     return dg.AssetCheckResult(
         passed=False,
         severity=severity,
         metadata=metadata,
-        description=check_description(drops) or f"{name}: {first['reason']}{more}",
+        description=check_description(drops)
+        or f"{name}: {first['reason']}{f'; {cause}' if cause else ''}{more}",
     )
 
 

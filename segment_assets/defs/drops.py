@@ -25,6 +25,13 @@ from segment_assets.config.detection import (
 )
 from segment_assets.config.segment_settings import resolve_segments
 from segment_assets.detection import history_start, is_vanished
+from segment_assets.detection.causes import (
+    CAUSE_COLUMN,
+    DEFINITION_CHANGE_DAYS,
+    DEFINITION_TIME,
+    cause_words,
+    definition_changed_on,
+)
 from segment_assets.detection.configured import find_configured_drops
 from segment_assets.detection.incidents import scope_drops
 from segment_assets.detection.recovery import empty_recovery, judge_recovery
@@ -39,6 +46,10 @@ DROPS_TABLE = "segment_drops"
 # the columns beyond the count the detector reads, per table (User.com's count is a cache)
 DETECTION_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
     p.table: p.history_columns for p in registry.PROVIDERS if p.history_columns
+}
+# and what the causes of a drop are read from, per table (providers that say a time)
+CAUSE_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
+    p.table: (DEFINITION_TIME,) for p in registry.PROVIDERS if p.definition is not None
 }
 SEGMENT_KEY = ["provider", "account", "segment_id"]
 MARKDOWN_ROWS = 50
@@ -61,6 +72,13 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
         "account-wide incident; else 'segment'.",
     ),
     schema.Column("muted", "BOOLEAN", "A mute held: judged and shown, but no alert was sent."),
+    schema.Column(
+        CAUSE_COLUMN,
+        "DATE",
+        "The day the segment's definition last changed, when that was at most "
+        f"definition_change_days ({DEFINITION_CHANGE_DAYS}) days before the drop (look at "
+        "the filter first); else NULL.",
+    ),
 )
 DROPS_COLUMN_NAMES: list[str] = [c.name for c in DROPS_COLUMNS]
 
@@ -96,8 +114,10 @@ def flag_drops(
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
     ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
     none), ``scope`` and ``account_segments`` (see
-    :func:`segment_assets.detection.incidents.mark_scope`), and ``muted``. Acknowledged
-    days leave the history first (and a segment acknowledged on ``day`` is not judged, nor
+    :func:`segment_assets.detection.incidents.mark_scope`), ``muted`` and
+    ``definition_changed_on``: the day the segment's definition changed, when at most its
+    account's ``definition_change_days`` before ``day`` (else None). Acknowledged days
+    leave the history first (and a segment acknowledged on ``day`` is not judged, nor
     reported vanished); a drop a mute holds on ``day`` is kept, with ``muted`` True.
     """
     if settings is None:
@@ -106,9 +126,7 @@ def flag_drops(
         tables,
         start=history_start(day),
         end=day,
-        extra_columns={
-            t: DETECTION_EXTRA_COLUMNS[t] for t in tables if t in DETECTION_EXTRA_COLUMNS
-        },
+        extra_columns={t: extra_columns(t) for t in tables if extra_columns(t)},
         lock_wait_seconds=lock_wait_seconds,
     )
     acks = read_acks(store, lock_wait_seconds=lock_wait_seconds)
@@ -119,6 +137,11 @@ def flag_drops(
     drops = scope_drops(drops, history, day, rule_of=settings.account)  # account-wide
     if "segment_name" not in drops:
         drops["segment_name"] = pd.Series(dtype=object)
+    change_days = [
+        settings.account(str(p), str(a)).definition_change_days
+        for p, a in zip(drops["provider"], drops["account"], strict=True)
+    ]
+    drops[CAUSE_COLUMN] = definition_changed_on(history, drops, change_days)
     out = drops.merge(_last_counts_before(history, drops, day), on=SEGMENT_KEY, how="left")
     out["before"] = out["before"].astype("Int64")
     out["muted"] = muted(out, acks, day).astype(bool)
@@ -141,6 +164,11 @@ def _recovery(
         if (codes == i).any()
     ]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def extra_columns(table: str) -> tuple[str, ...]:
+    """The columns of ``table`` a history read for :func:`flag_drops` adds to the count."""
+    return (*DETECTION_EXTRA_COLUMNS.get(table, ()), *CAUSE_EXTRA_COLUMNS.get(table, ()))
 
 
 def flag_drops_by_table(
@@ -205,6 +233,7 @@ def to_table(drops: pd.DataFrame) -> pd.DataFrame:
     for name in ("expected", "drop_pct"):
         out[name] = out[name].astype("float64")
     out["muted"] = out["muted"].fillna(False).astype(bool)
+    out[CAUSE_COLUMN] = out[CAUSE_COLUMN].astype(object).where(out[CAUSE_COLUMN].notna(), None)
     return out.reset_index(drop=True)
 
 
@@ -244,7 +273,8 @@ def drops_markdown(
 ) -> str:
     """A Markdown table of the drops (segment, before → after, drop %, expected, severity),
     with the account after the segment when there is more than one account: ``accounts``
-    (the accounts in the history :func:`flag_drops` read), or else among the drops."""
+    (the accounts in the history :func:`flag_drops` read), or else among the drops; and a
+    ``cause`` column (``definition changed on 2026-03-12``) when a drop has one."""
     if drops.empty:
         return "_no drops_"
     shown = drops.head(limit)
@@ -263,6 +293,7 @@ def drops_markdown(
             "expected": shown["expected"].map(_count),
             "severity": shown["severity"],
             **_muted_column(drops, shown),
+            **cause_column(shown),
         }
     ).to_markdown(index=False)
     if len(drops) > limit:
@@ -275,6 +306,14 @@ def _muted_column(drops: pd.DataFrame, shown: pd.DataFrame) -> dict[str, pd.Seri
     if "muted" not in drops or not drops["muted"].fillna(False).any():
         return {}
     return {"muted": shown["muted"].fillna(False).map({True: "muted: no alert", False: ""})}
+
+
+def cause_column(drops: pd.DataFrame) -> dict[str, pd.Series]:
+    """``{"cause": …}`` when a drop has a known cause, else nothing (the table stays as
+    narrow as before)."""
+    if CAUSE_COLUMN not in drops or drops[CAUSE_COLUMN].isna().all():
+        return {}
+    return {"cause": drops[CAUSE_COLUMN].map(cause_words).fillna("")}
 
 
 def drops_summary(drops: pd.DataFrame) -> dict[str, int]:

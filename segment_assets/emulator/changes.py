@@ -1,4 +1,5 @@
-"""Planted changes to the generated data: drops in counts and segments that disappear.
+"""Planted changes to the generated data: drops in counts, segments that disappear, and
+edits of a segment's definition (its filter).
 
 Changes are kept per list (one list = one paginated collection, e.g. one ActionHub
 type x basis list of one program) and per segment index in that list. Writers hold the
@@ -8,6 +9,7 @@ replaced, never mutated.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,7 @@ class Changes:
     def __init__(self) -> None:
         self._drops: dict[str, tuple[Drop, ...]] = {}
         self._removals: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._edits: dict[str, tuple[tuple[int, dt.datetime], ...]] = {}
         self._visible: dict[tuple[str, int, int, int], np.ndarray] = {}
         self._version = 0
 
@@ -41,9 +44,17 @@ class Changes:
         self._removals[list_key] = (*self._removals.get(list_key, ()), (index, start))
         self._version += 1
 
+    def add_edit(self, list_key: str, index: int, at: dt.datetime) -> None:
+        self._edits[list_key] = (*self._edits.get(list_key, ()), (index, at))
+
+    def edits(self, list_key: str, index: int, until: dt.datetime) -> list[dt.datetime]:
+        """When segment ``index`` of the list was edited up to ``until``, oldest first."""
+        return sorted(at for i, at in self._edits.get(list_key, ()) if i == index and at <= until)
+
     def clear(self) -> None:
         self._drops = {}
         self._removals = {}
+        self._edits = {}
         self._version += 1
         self._visible = {}
 

@@ -48,6 +48,9 @@ def _dispatch(state: EmulatorState, req: Request, action: str, data: dict[str, A
     if action == "drop" and post:
         state.plant_drop(**data)
         return json_response(200, {"ok": True})
+    if action == "edit" and post:
+        state.edit_definition(**data)
+        return json_response(200, {"ok": True})
     if action == "remove" and post:
         state.remove_segment(**data)
         return json_response(200, {"ok": True})

@@ -31,6 +31,8 @@ BAD_RECORD_KINDS = (
     "missing-count",  # the count is left out
     "uncountable",  # User.com: too_heavy true and a null count (the provider cannot count it)
     "surrogate-name",  # the name ends in a lone UTF-16 surrogate (a string cut mid-emoji)
+    "missing-updated-at",  # User.com / OneSignal listing: updated_at is left out
+    "bad-updated-at",  # updated_at is text that is no time ("0000-00-00 00:00:00")
 )
 
 

@@ -174,12 +174,19 @@ def filters(cat: OneSignalCatalog, i: int) -> list[dict[str, Any]]:
     return out
 
 
-def _listing_record(cat: OneSignalCatalog, i: int, extra: bool) -> dict[str, Any]:
+def _edited(edits: list[dt.datetime]) -> list[dict[str, Any]]:
+    """The conditions the segment's filter gained with each edit."""
+    return [{"field": "session_count", "relation": ">", "value": str(n)} for n in range(len(edits))]
+
+
+def _listing_record(state: World, cat: OneSignalCatalog, i: int, extra: bool) -> dict[str, Any]:
+    edits = state.edits(cat.key, i)
+    updated = f"{edits[-1]:%Y-%m-%dT%H:%M:%S}.000Z" if edits else cat.updated_iso[i]
     record = {
         "id": cat.ids[i],
         "name": cat.names[i],
         "created_at": cat.created_iso[i],
-        "updated_at": cat.updated_iso[i],
+        "updated_at": updated,
         "app_id": cat.app_id,
         "read_only": cat.read_only[i],
         "is_active": True,
@@ -189,14 +196,15 @@ def _listing_record(cat: OneSignalCatalog, i: int, extra: bool) -> dict[str, Any
     return record
 
 
-def payload(cat: OneSignalCatalog, i: int) -> dict[str, Any]:
+def payload(state: World, cat: OneSignalCatalog, i: int) -> dict[str, Any]:
+    condition = [c for e in _edited(state.edits(cat.key, i)) for c in ({"operator": "AND"}, e)]
     return {
         "id": cat.ids[i],
         "name": cat.names[i],
         "description": cat.descriptions[i],
         "created_at": cat.created_at[i],
         "source": cat.sources[i],
-        "filters": filters(cat, i),
+        "filters": filters(cat, i) + condition,
     }
 
 
@@ -239,7 +247,8 @@ def _list(state: World, req: Request, cat: OneSignalCatalog, sw: Switches) -> Re
         return json_response(400, {"errors": [f"limit must be between 1 and {MAX_LIMIT}"]})
     visible = state.visible(cat.key, cat.n, state.day)
     width = max(1, limit - 7) if sw.short_pages else limit
-    rows = [_listing_record(cat, i, sw.extra_field) for i in visible[offset : offset + width]]
+    shown = visible[offset : offset + width]
+    rows = [_listing_record(state, cat, i, sw.extra_field) for i in shown]
     body = {"total_count": len(visible), "offset": offset, "limit": limit, "segments": rows}
     return json_response(200, body)
 
@@ -257,7 +266,7 @@ def _view(
     count = int(to_counts(state.sizes(cat.key, cat.series, idx, day))[0])
     body: dict[str, Any] = {"subscriber_count": count}
     if (req.arg("include-segment-detail") or "").lower() in ("true", "1"):
-        body["payload"] = payload(cat, i)
+        body["payload"] = payload(state, cat, i)
         if sw.extra_field:
             body["payload"][EXTRA_FIELD[0]] = EXTRA_FIELD[1]
     if sw.extra_field:
@@ -276,7 +285,8 @@ def truth(state: World, app_id: str) -> list[dict[str, Any]]:
     out = []
     for i, count in zip(idx.tolist(), counts, strict=True):
         user_based = bool(cat.user_based[i])
-        row = payload(cat, i)
+        row = payload(state, cat, i)
+        listed = _listing_record(state, cat, i, False)
         out.append(
             {
                 "id": row["id"],
@@ -287,6 +297,9 @@ def truth(state: World, app_id: str) -> list[dict[str, Any]]:
                 "source": row["source"],
                 "created_at": row["created_at"],
                 "filters": row["filters"],
+                "updated_at": listed["updated_at"],
+                "read_only": listed["read_only"],
+                "is_active": listed["is_active"],
             }
         )
     return out

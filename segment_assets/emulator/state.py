@@ -11,7 +11,7 @@ from typing import Any
 from . import actionhub, onesignal, usercom
 from .config import EmulatorConfig
 from .faults import FaultBoard, Switches
-from .world import World, as_date
+from .world import World, as_date, as_moment
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,35 @@ class EmulatorState(World):
             for list_key, index in targets:
                 self._changes.add_removal(list_key, index, day)
 
+    def edit_definition(
+        self,
+        provider: str,
+        account: str,
+        segment_id: Any,
+        at: dt.datetime | dt.date | str,
+        factor: float | None = None,
+    ) -> None:
+        """Someone edits the segment's definition at ``at`` (naive UTC; a date is its
+        midnight): from then on the listing's ``updated_at`` says so (User.com's until the
+        next recount touches it again) and OneSignal's filters gain a condition. With
+        ``factor`` the new filter also keeps that share of the users from ``at``'s day on
+        (:meth:`plant_drop`). ActionHub segments have no definition to edit."""
+        if provider == "actionhub":
+            raise ValueError("ActionHub segments have no definition to edit")
+        moment = as_moment(at)
+        targets = self._resolve(provider, account, segment_id)
+        if provider == "onesignal":
+            cat = onesignal.catalog(self, self.config.onesignal_app(account))
+            if cat.read_only[targets[0][1]]:
+                raise ValueError(f"OneSignal segment {segment_id} is read-only (a default one)")
+        with self._lock:
+            for list_key, index in targets:
+                self._changes.add_edit(list_key, index, moment)
+        if factor is not None:
+            self.plant_drop(provider, account, segment_id, moment.date(), factor)
+
     def clear_changes(self) -> None:
-        """Forget planted drops and removals."""
+        """Forget planted drops, removals and edits."""
         with self._lock:
             self._changes.clear()
 

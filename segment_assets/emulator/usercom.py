@@ -124,6 +124,9 @@ def make_results(
     )  # fmt: skip
     for i, count, every, minute, us, lag_us in rows:
         seg_id = int(cat.ids[i])
+        recounted = _timestamp(minute, us + lag_us)  # the recount's save touches updated_at
+        edits = state.edits(cat.key, i)
+        edited = f"{edits[-1]:%Y-%m-%dT%H:%M:%S.%f}Z" if edits else ""
         result = {
             "name": cat.names[i],
             "description": cat.descriptions[i],
@@ -133,7 +136,7 @@ def make_results(
             "too_heavy": bool(cat.too_heavy[i]),
             "update_interval": every,
             "last_counted": _timestamp(minute, us),
-            "updated_at": _timestamp(minute, us + lag_us),
+            "updated_at": max(recounted, edited),  # ISO text of one width sorts as time
         }
         if extra:
             result[EXTRA_FIELD[0]] = EXTRA_FIELD[1]

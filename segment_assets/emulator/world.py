@@ -28,6 +28,15 @@ def as_date(value: dt.date | str) -> dt.date:
     return dt.date.fromisoformat(str(value))
 
 
+def as_moment(value: dt.datetime | dt.date | str) -> dt.datetime:
+    """A naive UTC datetime of ``value`` (a date is its midnight; an aware time in UTC)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time())
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
 class World:
     """Thread-safe; every public method may be called while the server is running."""
 
@@ -53,6 +62,11 @@ class World:
 
     def set_date(self, date: dt.date | str) -> None:
         self._day = as_date(date).toordinal()
+
+    @property
+    def now(self) -> dt.datetime:
+        """The emulator's moment (naive UTC): noon of its date."""
+        return dt.datetime.combine(self.today, dt.time(12))
 
     # -- counters ----------------------------------------------------------------------
     def tally(self, provider: str, name: str) -> None:
@@ -81,3 +95,7 @@ class World:
 
     def is_removed(self, list_key: str, index: int, day: int) -> bool:
         return self._changes.is_removed(list_key, index, day)
+
+    def edits(self, list_key: str, index: int) -> list[dt.datetime]:
+        """When the segment's definition was edited, up to :attr:`now`, oldest first."""
+        return self._changes.edits(list_key, index, self.now)

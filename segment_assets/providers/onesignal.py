@@ -214,6 +214,9 @@ def _row(
         "created_at": payload.get("created_at", listed.get("created_at")),
         "filters": None if filters is None else json.dumps(filters, sort_keys=True),
         "countable": view is not None,
+        "read_only": listed.get("read_only"),
+        "is_active": listed.get("is_active"),
+        "definition_updated_at": listed.get("updated_at"),  # the view has no such time
     }
 
 

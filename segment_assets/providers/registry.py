@@ -20,7 +20,7 @@ from functools import cache
 from importlib import import_module
 from typing import Any, Literal
 
-from segment_assets.providers.columns import Column, CountRule
+from segment_assets.providers.columns import Column, CountRule, DefinitionRule
 
 #: How a setting may be written in the accounts file: ``secret`` only as ``<name>_env`` (the
 #: variable that holds it, never the value), ``text`` as a value or as ``<name>_env``,
@@ -74,6 +74,8 @@ class Provider:
     accounts_path: str  # "module:Class" of the resource holding several accounts
     env_prefix: str
     history_columns: tuple[str, ...] = ()  # extra columns the drop detector reads
+    # where the listing says when a segment's definition last changed (None: it does not)
+    definition: DefinitionRule | None = None
 
     @property
     def table(self) -> str:
@@ -163,6 +165,9 @@ USERCOM = Provider(
     env_prefix="USERCOM",
     # the count is a cache: the detector needs these to leave repeated counts out
     history_columns=("last_counted", "too_heavy"),
+    # updated_at also moves when User.com saves a recount (its own example shows it a
+    # fraction of a second after last_counted): such a time is not a definition change
+    definition=DefinitionRule("updated_at", recount_field="last_counted"),
 )
 
 ONESIGNAL = Provider(
@@ -185,11 +190,14 @@ ONESIGNAL = Provider(
             "BOOLEAN",
             "False for user-based segments, whose count the API cannot read.",
         ),
+        Column("read_only", "BOOLEAN", "True for segments that cannot be edited (defaults)."),
+        Column("is_active", "BOOLEAN", "Whether OneSignal lists the segment as active."),
     ),
     count=CountRule("subscriber_count", uncountable_when="countable", uncountable_value=False),
     resource_path="segment_assets.providers.onesignal:OneSignalResource",
     accounts_path="segment_assets.providers.onesignal:OneSignalAccounts",
     env_prefix="ONESIGNAL",
+    definition=DefinitionRule("updated_at"),
 )
 
 #: Every provider, in the order the project lists them.

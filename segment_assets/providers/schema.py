@@ -7,22 +7,24 @@ the assets publish the columns to the UI, and storage reads the same names back.
 :func:`to_frame` is also where every provider's records are judged, by one rule written
 once (with each provider's count rule from the registry): a count the provider must send
 and did not is a :class:`RequiredFieldError` for the account; a count that cannot be
-trusted (negative, not an integer) is stored as NULL and text that cannot be stored (a
-lone UTF-16 surrogate) is repaired, each noted in the row's ``problem`` column, so one bad
-record never costs the others their day.
+trusted (negative, not an integer) is stored as NULL, text that cannot be stored (a
+lone UTF-16 surrogate) is repaired, a flag that is not true or false and a definition
+time that cannot be believed (:mod:`~segment_assets.providers.times`) are stored as NULL,
+each noted in the row's ``problem`` column, so one bad record never costs the others their
+day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
 from segment_assets.providers import registry
-from segment_assets.providers.columns import PROBLEM_COLUMN, Column, CountRule
+from segment_assets.providers.columns import DEFINITION_COLUMN, PROBLEM_COLUMN, Column, CountRule
 from segment_assets.providers.shape import has_lone_surrogate, judge_count, repair_text
+from segment_assets.providers.times import judge_definition_times, shown, utc_timestamps
 
 COMMON_COLUMNS: tuple[Column, ...] = (
     Column("snapshot_date", "DATE", "The day this snapshot describes (the partition)."),
@@ -69,26 +71,16 @@ _PANDAS_TYPES = {
 
 
 def columns(provider: str) -> tuple[Column, ...]:
-    """All columns of ``provider``'s table, in table order (``problem`` last: a table made
-    before it existed gains it at the end, see storage)."""
-    return (*COMMON_COLUMNS, *registry.get(provider).columns, PROBLEM_COLUMN)
+    """All columns of ``provider``'s table, in table order: the shared ones, the
+    provider's own, its definition time when it says one, ``problem`` last (a table made
+    before a column existed gains it at the end, see storage)."""
+    spec = registry.get(provider)
+    definition = (DEFINITION_COLUMN,) if spec.definition is not None else ()
+    return (*COMMON_COLUMNS, *spec.columns, *definition, PROBLEM_COLUMN)
 
 
 def column_names(provider: str) -> list[str]:
     return [c.name for c in columns(provider)]
-
-
-def utc_timestamps(values: Iterable[Any]) -> pd.Series:
-    """ISO strings, unix seconds or datetimes → naive UTC ``datetime64[us]`` (NaT if unset)."""
-    series = pd.Series(list(values), dtype="object")
-    numeric = series.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool))
-    out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us, UTC]")
-    if numeric.any():
-        out[numeric] = pd.to_datetime(series[numeric].astype("float64"), unit="s", utc=True)
-    text = ~numeric & series.notna()
-    if text.any():
-        out[text] = pd.to_datetime(series[text], utc=True, errors="coerce", format="ISO8601")
-    return out.dt.tz_localize(None).astype("datetime64[us]")
 
 
 def to_frame(
@@ -100,7 +92,8 @@ def to_frame(
     fetched_at: dt.datetime,
 ) -> pd.DataFrame:
     """Build the normalised frame once from row dicts (keys: the provider's columns, with
-    ``user_count`` as the provider sent it), judging every record (see module doc).
+    ``user_count`` and ``definition_updated_at`` as the provider sent them), judging every
+    record (see module doc).
 
     Raises :class:`RequiredFieldError` when a segment the provider can count has no count.
     """
@@ -113,14 +106,19 @@ def to_frame(
     stamp = pd.Timestamp(fetched_at)
     stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
     frame["fetched_at"] = stamp
+    rule = registry.get(provider).definition
+    if rule is not None:
+        frame = judge_definition_times(frame, rule, stamp)
     return coerce(provider, frame)
 
 
 def judge_records(provider: str, rows: list[dict[str, Any]], account: str) -> list[dict[str, Any]]:
     """``rows`` with counts judged and text repaired; a row with a problem says it in
     ``problem`` (in the provider's words: ``subscriber_count -5 is negative``)."""
-    rule = registry.get(provider).count
+    spec = registry.get(provider)
+    rule = spec.count
     text = [c.name for c in columns(provider) if c.sql_type == "VARCHAR" and c.name != "problem"]
+    flags = [c.name for c in spec.columns if c.sql_type == "BOOLEAN"]
     missing: list[str] = []
     judged = []
     for row in rows:
@@ -136,9 +134,12 @@ def judge_records(provider: str, rows: list[dict[str, Any]], account: str) -> li
                 f"{', '.join(repaired)} held text that cannot be stored (a lone UTF-16 "
                 "surrogate); replaced with U+FFFD"
             )
+        unflagged = [n for n in flags if row.get(n) is not None and not isinstance(row[n], bool)]
+        notes += [f"{n} {shown(row[n])} is not true or false; stored as NULL" for n in unflagged]
         if notes or count is not row.get("user_count"):
             row = {**row, "user_count": count, "problem": "; ".join(notes) or None}
             row.update({name: repair_text(row[name]) for name in repaired})
+            row.update(dict.fromkeys(unflagged))
         judged.append(row)
     if missing:
         raise RequiredFieldError(provider, account, rule.field, missing)

@@ -28,7 +28,7 @@ _RESULT = {
     "too_heavy": BOOL,
     "update_interval": INT,
     "last_counted": TEXT,
-    "updated_at": TEXT,
+    "updated_at": ANY,  # optional: a time that cannot be read is NULL and a noted problem
 }
 _NULLABLE = frozenset(
     {"description", "object_count", "too_heavy", "update_interval", "last_counted", "updated_at"}
@@ -69,6 +69,7 @@ def fetch_usercom(http: ProviderHTTP, *, snapshot_date: dt.date, log: Any = None
             "update_interval": r.get("update_interval"),
             "last_counted": r.get("last_counted"),
             "updated_at": r.get("updated_at"),
+            "definition_updated_at": r.get("updated_at"),  # judged with last_counted
         }
         for r in listing.items()
     ]

@@ -190,9 +190,12 @@ class SegmentsTypeHandler(DuckDBPandasTypeHandler):
     ) -> None:
         target = f"{table_slice.schema}.{table_slice.table}"
         rows = typed_select(table_slice.table, obj, "obj")
+        declared = {**schema_types(context), **declared_types(table_slice.table)}
         if obj.empty:
             context.log.warning(f"no rows to write to {target}")
-        elif not add_missing_columns(connection, table_slice.schema, table_slice.table, obj):
+        elif not add_missing_columns(
+            connection, table_slice.schema, table_slice.table, obj, declared
+        ):
             connection.execute(f"CREATE TABLE {target} AS {rows}")
         else:
             connection.execute(f"INSERT INTO {target} BY NAME {rows}")
@@ -231,11 +234,24 @@ def typed_select(table: str, frame: pd.DataFrame, name: str) -> str:
     return f"SELECT {', '.join(cols)} FROM {name}"
 
 
+def schema_types(context: OutputContext) -> dict[str, str]:
+    """Column types an asset declares in its ``dagster/column_schema`` metadata (so a
+    column that is NULL on every row of a write still gets its type)."""
+    declared = (context.definition_metadata or {}).get("dagster/column_schema")
+    columns = getattr(getattr(declared, "schema", declared), "columns", None) or []
+    return {c.name: c.type for c in columns}
+
+
 def add_missing_columns(
-    connection: duckdb.DuckDBPyConnection, schema_name: str, table: str, frame: pd.DataFrame
+    connection: duckdb.DuckDBPyConnection,
+    schema_name: str,
+    table: str,
+    frame: pd.DataFrame,
+    declared: dict[str, str] | None = None,
 ) -> bool:
     """Give an existing table the columns of ``frame`` it lacks (with their declared type,
-    else as DuckDB types them); False when the table does not exist."""
+    from ``declared`` or the provider's schema, else as DuckDB types them); False when the
+    table does not exist."""
     have = {
         name
         for (name,) in connection.execute(
@@ -246,7 +262,7 @@ def add_missing_columns(
     }
     if not have:
         return False
-    declared = declared_types(table)
+    declared = declared or declared_types(table)
     described = connection.execute("DESCRIBE SELECT * FROM frame").fetchall()
     for name, sql_type, *_ in described:
         if name not in have:
@@ -307,6 +323,18 @@ class SegmentsIOManager(DuckDBPandasIOManager):
 
 def io_manager(database: str | None = None) -> SegmentsIOManager:
     return SegmentsIOManager(database=database or database_path(), schema=SCHEMA)
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> dict[str, set[str]]:
+    """The columns each table of ``tables`` has (tables that do not exist are left out)."""
+    found: dict[str, set[str]] = {}
+    for table, column in conn.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = ? and list_contains(?, table_name)",
+        [SCHEMA, list(tables)],
+    ).fetchall():
+        found.setdefault(table, set()).add(column)
+    return found
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -387,6 +415,10 @@ def read_history(
         present = existing_tables(conn, tables)
         if not present:
             return pd.DataFrame(columns=[*columns, *all_extra])
+        held = table_columns(conn, present)  # a table made before a column lacks it: NULL
+        extra_columns = {
+            t: [c for c in cols if c in held.get(t, ())] for t, cols in extra_columns.items()
+        }
         selects = []
         for table in present:
             own = set(extra_columns.get(table, ()))
