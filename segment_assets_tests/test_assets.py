@@ -83,6 +83,7 @@ def test_the_tables_have_the_documented_columns_and_types(resources, instance, d
         "update_interval",
         "last_counted",
         "updated_at",
+        "definition_updated_at",
         "problem",
     ]
     assert described["usercom_segments"]["last_counted"] == "TIMESTAMP"
@@ -92,9 +93,15 @@ def test_the_tables_have_the_documented_columns_and_types(resources, instance, d
         "created_at",
         "filters",
         "countable",
+        "read_only",
+        "is_active",
+        "definition_updated_at",
         "problem",
     ]
     assert {t["problem"] for t in described.values()} == {"VARCHAR"}
+    for table in ("usercom_segments", "onesignal_segments"):
+        assert described[table]["definition_updated_at"] == "TIMESTAMP"
+    assert described["onesignal_segments"]["is_active"] == "BOOLEAN"
 
 
 def test_rematerialising_a_partition_replaces_it(resources, instance, duckdb_path, emulator):
