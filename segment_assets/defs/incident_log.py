@@ -141,11 +141,7 @@ class IncidentLog:
         )
         frame = frame.reset_index(drop=True)
         added = self.store.append_rows(INCIDENTS_TABLE, frame, INCIDENT_TYPES)
-        mine = frame.reindex(columns=list(INCIDENT_TYPES)).assign(
-            opened_on=pd.Timestamp(day), closed_on=pd.NaT
-        )
-        rows = self.rows()
-        self._rows = pd.concat([rows, mine], ignore_index=True) if len(rows) else mine
+        self._rows = None  # read again, as stored, when next asked
         return added
 
     def close(self, ids: Sequence[str], day: dt.date, why: str) -> int:
