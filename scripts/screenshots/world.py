@@ -22,6 +22,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import yaml
 
 from scripts.screenshots.scenario import World
 from segment_assets.config import ConfigurationError, load_accounts, provider_resources
@@ -134,8 +135,12 @@ def place_world(world: World, folder: Path) -> WorldPlace:
         "SEGMENT_ASSETS_DUCKDB": str(folder / "segment_assets.duckdb"),
     }
     if world.accounts_file.strip():
-        with accounts.open("a") as file:
-            file.write("\n" + world.accounts_file)
+        try:
+            added = yaml.safe_load(world.accounts_file)
+        except yaml.YAMLError as exc:
+            raise WorldError(f"the scenario's accounts_file is not YAML: {exc}") from None
+        merged = merge(yaml.safe_load(accounts.read_text()) or {}, added or {})
+        accounts.write_text(yaml.safe_dump(merged, sort_keys=False))
     check_accounts(world, env)
     home = folder / "dagster_home"
     home.mkdir()
@@ -152,6 +157,17 @@ def place_world(world: World, folder: Path) -> WorldPlace:
         instance.upgrade(print_fn=lambda _message: None)
     day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     return WorldPlace(home=home, env=env, day=day, emulator_port=port)
+
+
+def merge(base: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``added`` merged in, mapping by mapping (a value of ``added`` wins)."""
+    out = dict(base)
+    for key, value in added.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def check_accounts(world: World, env: Mapping[str, str]) -> None:
