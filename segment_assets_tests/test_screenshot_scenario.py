@@ -9,6 +9,8 @@ import pytest
 
 from scripts.screenshots.scenario import Click, ScenarioError, fill, load_scenario
 from scripts.screenshots.world import WorldError, place_world
+from segment_assets.config import load_accounts
+from segment_assets.config.detection import detection_settings_from_env
 
 GOOD_SHOT = """
   - file: check.png
@@ -127,3 +129,13 @@ def test_settings_added_to_the_accounts_file_that_do_not_load_are_refused(tmp_pa
     world = load_scenario().world.model_copy(update={"accounts_file": "usercom: [oops\n"})
     with pytest.raises(WorldError, match="the scenario's accounts_file does not load"):
         place_world(world, tmp_path)
+
+
+def test_settings_for_an_account_merge_into_it_and_keep_its_other_settings(tmp_path):
+    added = "onesignal:\n  web:\n    detection:\n      min_z: 6\n"
+    world = load_scenario().world.model_copy(update={"accounts_file": added})
+    place = place_world(world, tmp_path)
+    accounts = load_accounts(place.env)
+    assert sorted(a.name for a in accounts.providers["onesignal"]) == ["mobile", "web"]
+    [own] = detection_settings_from_env(place.env).accounts_of("onesignal").values()
+    assert own.min_z == 6

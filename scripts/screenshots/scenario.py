@@ -50,7 +50,8 @@ class World(_Strict):
         default=1, ge=1, description="The last days, each a real Dagster run of the asset."
     )
     accounts_file: str = Field(
-        default="", description=(
+        default="",
+        description=(
             "YAML merged into the demo's accounts file, mapping by mapping (detection "
             "settings, also of one of its accounts)"
         ),

@@ -138,7 +138,9 @@ def place_world(world: World, folder: Path) -> WorldPlace:
         try:
             added = yaml.safe_load(world.accounts_file)
         except yaml.YAMLError as exc:
-            raise WorldError(f"the scenario's accounts_file is not YAML: {exc}") from None
+            raise WorldError(
+                f"the scenario's accounts_file does not load: it is not YAML ({exc})"
+            ) from None
         merged = merge(yaml.safe_load(accounts.read_text()) or {}, added or {})
         accounts.write_text(yaml.safe_dump(merged, sort_keys=False))
     check_accounts(world, env)
