@@ -201,12 +201,14 @@ class DuckDBStore:
         return len(frame)
 
     def read_rows(self, table: str, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> pd.DataFrame:
-        if not self.existing_tables([table]):
+        if not Path(self.database).exists():
             return pd.DataFrame()
         with (
             _as_store_errors(),
             storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
         ):
+            if not storage.table_exists(conn, table):
+                return pd.DataFrame()
             return conn.execute(f"SELECT * FROM {self._table(table)}").df()
 
     def update_rows(
