@@ -213,7 +213,8 @@ def snapshot(
 
 
 def drops(day: dt.date, providers: Sequence[str]) -> int:
-    from segment_assets.defs.drops import drops_markdown, flag_drops
+    from segment_assets.defs.drops import flag_drops
+    from segment_assets.defs.drops_shown import drops_markdown
     from segment_assets.store import store_from_env
 
     flagged = flag_drops(store_from_env(), [registry.get(p).table for p in providers], day)

@@ -19,7 +19,8 @@ from segment_assets.cli import RUN_FAILED, USAGE_ERROR
 from segment_assets.config import provider_resources
 from segment_assets.defs.account_check import ACCOUNTS_CHECK
 from segment_assets.defs.alerts import DropAlerts
-from segment_assets.defs.drops import drops_markdown, flag_drops
+from segment_assets.defs.drops import flag_drops
+from segment_assets.defs.drops_shown import drops_markdown
 from segment_assets.defs.sensors import segment_drop_sensor
 from segment_assets.emulator import ActionHubProgram, EmulatorConfig, OneSignalApp, UserComApp
 from segment_assets.store.duckdb import DuckDBStore

@@ -22,7 +22,8 @@ from segment_assets.config.detection import detection_settings_from_env
 from segment_assets.defs.alert_payload import DropAlert, log_text, slack_message
 from segment_assets.defs.assets import segment_drops
 from segment_assets.defs.checks import check_result
-from segment_assets.defs.drops import DROPS_COLUMNS, drops_markdown, flag_drops, to_table
+from segment_assets.defs.drops import DROPS_COLUMNS, flag_drops, to_table
+from segment_assets.defs.drops_shown import drops_markdown
 from segment_assets.detection.causes import definition_changed_on
 from segment_assets.emulator import EmulatorConfig, EmulatorServer, OneSignalApp, UserComApp
 from segment_assets.providers.onesignal import OneSignalResource

@@ -13,7 +13,8 @@ from pandas.testing import assert_frame_equal
 from segment_assets.defs.account_check import ACCOUNTS_CHECK
 from segment_assets.defs.assets import segment_drops
 from segment_assets.defs.checks import CHECK_NAME, check_result
-from segment_assets.defs.drops import DROPS_COLUMNS, drops_markdown
+from segment_assets.defs.drops import DROPS_COLUMNS
+from segment_assets.defs.drops_shown import drops_markdown
 from segment_assets.store import duckdb_files as storage
 
 from .conftest import YESTERDAY

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from segment_assets.config.errors import ConfigurationError
-from segment_assets.defs import drops
+from segment_assets.defs import drops, drops_shown
 from segment_assets.defs.account_check import (
     accounts_check,
     accounts_check_spec,
@@ -152,8 +152,10 @@ def segment_drops(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         value=drops.to_table(found),
         metadata={
-            **drops.drops_summary(found),
+            **drops_shown.drops_summary(found),
             "dagster/row_count": len(found),
-            "dropped_segments": dg.MetadataValue.md(drops.drops_markdown(found, flagged.accounts)),
+            "dropped_segments": dg.MetadataValue.md(
+                drops_shown.drops_markdown(found, flagged.accounts)
+            ),
         },
     )

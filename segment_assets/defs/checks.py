@@ -18,7 +18,8 @@ import pandas as pd
 from segment_assets.acks.report import acknowledged_markdown
 from segment_assets.config.detection import detection_settings_from_env
 from segment_assets.defs.assets import DAILY, PROVIDER_ASSETS
-from segment_assets.defs.drops import drops_markdown, drops_summary, flag_drops
+from segment_assets.defs.drops import flag_drops
+from segment_assets.defs.drops_shown import drops_markdown, drops_summary
 from segment_assets.defs.incident_text import check_description
 from segment_assets.defs.thresholds_shown import (
     thresholds_metadata,

@@ -5,7 +5,8 @@ Each read is one :meth:`~segment_assets.store.SegmentStore.read_history` of the
 ``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for (and one read
 of the small table of acknowledgements and mutes, :mod:`segment_assets.acks`); the sensor
 judges the partitions of one day across the provider tables with a single read and a
-single detection (:func:`flag_drops_by_table`).
+single detection (:func:`flag_drops_by_table`). How the check and ``segment_drops`` show them
+is :mod:`~segment_assets.defs.drops_shown`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from segment_assets.config.detection import (
     detection_settings_from_env,
 )
 from segment_assets.config.segment_settings import resolve_segments
-from segment_assets.detection import history_start, is_vanished
+from segment_assets.detection import history_start
 from segment_assets.detection.causes import (
     CAUSE_COLUMN,
     DEFINITION_CHANGE_DAYS,
     DEFINITION_TIME,
-    cause_words,
     definition_changed_on,
 )
 from segment_assets.detection.configured import find_configured_drops
@@ -52,7 +52,6 @@ CAUSE_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
     p.table: (DEFINITION_TIME,) for p in registry.PROVIDERS if p.definition is not None
 }
 SEGMENT_KEY = ["provider", "account", "segment_id"]
-MARKDOWN_ROWS = 50
 
 DROPS_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("snapshot_date", "DATE", "The day the drop was found on (the partition)."),
@@ -244,84 +243,3 @@ def ensure_drops_table(store: SegmentStore) -> None:
     query their alert history from the first run on.
     """
     store.ensure_table(DROPS_TABLE, {c.name: c.sql_type for c in DROPS_COLUMNS})
-
-
-def _count(value: object) -> str:
-    return "—" if pd.isna(value) else f"{int(value):,}"
-
-
-def change_text(drops: pd.DataFrame) -> pd.Series:
-    """ "before → after" per drop ("1,200 → gone" for a vanished segment)."""
-    after = drops["user_count"].map(_count).where(~is_vanished(drops), "gone")
-    before = drops["before"].where(drops["before"].notna(), drops["expected"].round())
-    return before.map(_count) + " → " + after
-
-
-def drop_pct_text(drops: pd.DataFrame) -> pd.Series:
-    text = drops["drop_pct"].map(lambda v: "—" if pd.isna(v) else f"−{v:.0f} %")
-    return text.where(~is_vanished(drops), "vanished")
-
-
-def segment_label(drops: pd.DataFrame) -> pd.Series:
-    names = drops["segment_name"].fillna("").astype(str)
-    ids = drops["segment_id"].astype(str)
-    return (names + " (" + ids + ")").where(names != "", ids)
-
-
-def drops_markdown(
-    drops: pd.DataFrame, accounts: int | None = None, limit: int = MARKDOWN_ROWS
-) -> str:
-    """A Markdown table of the drops (segment, before → after, drop %, expected, severity),
-    with the account after the segment when there is more than one account: ``accounts``
-    (the accounts in the history :func:`flag_drops` read), or else among the drops; and a
-    ``cause`` column (``definition changed on 2026-03-12``) when a drop has one."""
-    if drops.empty:
-        return "_no drops_"
-    shown = drops.head(limit)
-    several = (drops["account"].nunique() if accounts is None else accounts) > 1
-    accounts = (
-        {"account": shown["account"].astype(str).str.replace("|", "\\|", regex=False)}
-        if several
-        else {}
-    )
-    table = pd.DataFrame(
-        {
-            "segment": segment_label(shown).str.replace("|", "\\|", regex=False),
-            **accounts,
-            "before → after": change_text(shown),
-            "drop %": drop_pct_text(shown),
-            "expected": shown["expected"].map(_count),
-            "severity": shown["severity"],
-            **_muted_column(drops, shown),
-            **cause_column(shown),
-        }
-    ).to_markdown(index=False)
-    if len(drops) > limit:
-        table += f"\n\n_… and {len(drops) - limit} more_"
-    return table
-
-
-def _muted_column(drops: pd.DataFrame, shown: pd.DataFrame) -> dict[str, pd.Series]:
-    """A ``muted`` column ("muted: no alert" on the muted drops) when any drop is muted."""
-    if "muted" not in drops or not drops["muted"].fillna(False).any():
-        return {}
-    return {"muted": shown["muted"].fillna(False).map({True: "muted: no alert", False: ""})}
-
-
-def cause_column(drops: pd.DataFrame) -> dict[str, pd.Series]:
-    """``{"cause": …}`` when a drop has a known cause, else nothing (the table stays as
-    narrow as before)."""
-    if CAUSE_COLUMN not in drops or drops[CAUSE_COLUMN].isna().all():
-        return {}
-    return {"cause": drops[CAUSE_COLUMN].map(cause_words).fillna("")}
-
-
-def drops_summary(drops: pd.DataFrame) -> dict[str, int]:
-    """Numeric metadata: how many drops, of which ERROR, WARN, vanished and muted."""
-    return {
-        "drops": len(drops),
-        "errors": int((drops["severity"] == "ERROR").sum()),
-        "warnings": int((drops["severity"] == "WARN").sum()),
-        "vanished": int(is_vanished(drops).sum()) if len(drops) else 0,
-        "muted": int(drops["muted"].fillna(False).sum()) if "muted" in drops else 0,
-    }
