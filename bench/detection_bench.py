@@ -92,6 +92,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from segment_assets.acks import Ack, acknowledged_on, blank_acknowledged  # noqa: E402
 from segment_assets.acks.records import normalise, to_frame  # noqa: E402
 from segment_assets.defs.alert_payload import DropAlert  # noqa: E402
+from segment_assets.defs.alert_text import alert_lines  # noqa: E402
 from segment_assets.detection import HISTORY_DAYS_NEEDED, find_drops, is_vanished  # noqa: E402
 from segment_assets.detection.causes import (  # noqa: E402
     DEFINITION_CHANGE_DAYS,
@@ -998,7 +999,7 @@ def judge_account_wide(case: AccountWideCase, n_days: int, eval_days: int) -> di
                 out["false_wide"] += int(wide)
             if own is not None:
                 alert = DropAlert.from_drops(f"{provider}_segments", str(as_of), own, "http://d")
-                out["lines"] += len(alert.lines())
+                out["lines"] += len(alert_lines(alert))
                 out["segment_lines"] += alert.drop_count
     out["told"] = out["fall_told"] + out["vanish_told"]
     return out

@@ -10,10 +10,10 @@ import pytest
 from segment_assets.defs.alert_payload import (
     MAX_DROPS_PER_ALERT,
     PAYLOAD_VERSION,
-    SLACK_LINES,
     AlertPayloadError,
     DropAlert,
 )
+from segment_assets.defs.alert_text import SLACK_LINES
 from segment_assets.defs.alerts import DropAlerts, alerts_from_env
 
 from .drop_story import ERROR_DROP, VANISHED_DROP, drop_frame

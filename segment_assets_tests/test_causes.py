@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from segment_assets.config.detection import detection_settings_from_env
-from segment_assets.defs.alert_payload import DropAlert, log_text, slack_message
+from segment_assets.defs.alert_payload import DropAlert
+from segment_assets.defs.alert_text import log_text, slack_message
 from segment_assets.defs.assets import segment_drops
 from segment_assets.defs.checks import check_result
 from segment_assets.defs.drops import DROPS_COLUMNS, flag_drops, to_table

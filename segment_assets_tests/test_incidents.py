@@ -9,7 +9,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from segment_assets.defs.alert_payload import DropAlert, log_text, slack_message
+from segment_assets.defs.alert_payload import DropAlert
+from segment_assets.defs.alert_text import alert_lines, log_text, slack_message
 from segment_assets.defs.assets import segment_drops
 from segment_assets.defs.checks import check_result
 from segment_assets.defs.drops import DROPS_TABLE, flag_drops
@@ -137,7 +138,7 @@ def test_an_account_wide_incident_is_one_line_then_its_five_largest_segments():
 def test_segments_that_vanished_together_are_one_grouped_line():
     frame = mark_scope(drop_frame(*gone(SHRUNK, 7)), sizes(**{SHRUNK: (3, 10)}))
     alert = DropAlert.from_drops(TABLE, DAY.isoformat(), frame, "http://dagster")
-    lines = alert.lines()
+    lines = alert_lines(alert)
     assert lines == [
         "7 of 10 segments vanished together (8,400 users): "
         + ", ".join(["Winter sale"] * 5)

@@ -1,12 +1,11 @@
-"""What a drop alert says: its JSON payload (read back by the sensor), its log and Slack text.
+"""A drop alert as a record, and its JSON payload: what the webhook receives and what the
+sensor keeps of an alert it could not deliver yet, to read back on a later tick. What an
+alert says in words (the log and Slack) is :mod:`~segment_assets.defs.alert_text`.
 
 An alert groups the drops of one provider account on one partition (``kind`` ``drops``),
 says that one account could not be snapshotted while the others were (``kind``
 ``snapshot_failed``, with ``error`` and no drops), or that segments of an account that
-alerted are back (``kind`` ``recovered``, with ``recovered`` and no drops). Channels: the
-Dagster log (always), a Slack incoming webhook (``SLACK_WEBHOOK_URL``) and a generic JSON
-webhook (``ALERT_WEBHOOK_URL``). Webhook URLs carry secrets: they are never logged, and delivery
-errors are reported by type and status only.
+alerted are back (``kind`` ``recovered``, with ``recovered`` and no drops).
 
 The JSON webhook receives (version 1)::
 
@@ -27,16 +26,15 @@ The JSON webhook receives (version 1)::
 counts them all and ``truncated`` says whether some were left out. A vanished segment has
 ``"vanished": true``, ``user_count`` and ``drop_pct`` null. ``definition_changed_on`` is the
 day the segment's definition changed, when that explains the drop (null otherwise, and in
-payloads from before it existed); the log and Slack lines then say "definition changed on
-<date>". ``incident`` and ``vanished`` say the account's day as a whole: how many of how
-many segments fell (judged that day) and by what median, how many of how many vanished
-(listed the snapshot before), each with its ``scope``: ``account`` for an account-wide
-incident (see :mod:`segment_assets.detection.incidents`). A ``recovered`` alert lists in
-``recovered`` the segments back within their recovery band, each with ``opened_on``, the
-day it dropped. Within a version fields may be
-added, never changed; :meth:`DropAlert.from_payload` (how the drop sensor reads back an alert
-it could not deliver yet) refuses a payload of another version with
-:class:`AlertPayloadError` instead of reading it as this one.
+payloads from before it existed). ``incident`` and ``vanished`` say the account's day as a
+whole: how many of how many segments fell (judged that day) and by what median, how many of how
+many vanished (listed the snapshot before), each with its ``scope``: ``account`` for an
+account-wide incident (see :mod:`segment_assets.detection.incidents`). A ``recovered`` alert
+lists in ``recovered`` the segments back within their recovery band, each with ``opened_on``,
+the day it dropped. Within a version fields may be added, never changed;
+:meth:`DropAlert.from_payload` (how the drop sensor reads back an alert it could not deliver
+yet) refuses a payload of another version with :class:`AlertPayloadError` instead of reading it
+as this one.
 """
 
 from __future__ import annotations
@@ -48,21 +46,15 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from segment_assets.defs.incident_text import (
-    account_wide_body,
-    largest,
-    listed,
-    recovered_line,
-)
+from segment_assets.defs.incident_text import largest
 from segment_assets.detection import is_vanished
-from segment_assets.detection.causes import CAUSE_COLUMN, cause_words
+from segment_assets.detection.causes import CAUSE_COLUMN
 from segment_assets.detection.incidents import ACCOUNT, summarise
 from segment_assets.providers import registry
 
 PAYLOAD_VERSION = 1
 DEFAULT_WEBSERVER_URL = "http://localhost:3000"
 MAX_DROPS_PER_ALERT = 100  # the JSON payload lists at most this many; drop_count has all
-SLACK_LINES = 15
 DROP_FIELDS = (
     "segment_id",
     "segment_name",
@@ -323,54 +315,6 @@ class DropAlert:
             recovered=tuple(payload.get("recovered") or ()),
         )
 
-    def account_words(self) -> str:
-        """``Mobile app (e4b8d2c6-…)`` for a named account, ``account e4b8d2c6-…`` else."""
-        if self.account_name:
-            return f"{self.account_name} ({self.account})"
-        return f"account {self.account}"
-
-    def headline(self) -> str:
-        label = registry.label(self.provider)
-        if self.kind == SNAPSHOT_FAILED:
-            return (
-                f"{label} {self.account_words()} could not be snapshotted for "
-                f"{self.partition}; the other accounts were stored"
-            )
-        if self.kind == RECOVERED:
-            noun = "segment" if len(self.recovered) == 1 else "segments"
-            return (
-                f"{len(self.recovered)} {label} {noun} recovered on {self.partition} in "
-                f"{self.account_words()}"
-            )
-        noun = "segment" if self.drop_count == 1 else "segments"
-        where = (
-            f"in {self.account_name} ({self.account}, {self.errors} ERROR)"
-            if self.account_name
-            else f"(account {self.account}, {self.errors} ERROR)"
-        )
-        return f"{self.drop_count} {label} {noun} dropped on {self.partition} {where}"
-
-    def lines(self) -> list[str]:
-        """The body: one line a drop (with "… and N more"), the failure's error, or one
-        line a recovered segment."""
-        return [text for text, _ in self.body()]
-
-    def body(self, limit: int | None = None) -> list[tuple[str, bool]]:
-        """The body's lines, each with whether it is a segment's line; at most ``limit``
-        segment lines of segments on their own (an account-wide incident says itself in
-        one line, then names its largest few)."""
-        if self.kind == SNAPSHOT_FAILED:
-            return [(str(self.error), False)]
-        if self.kind == RECOVERED:
-            return listed([recovered_line(r) for r in self.recovered], len(self.recovered), limit)
-        if not self.account_wide:
-            return listed([drop_line(d) for d in self.drops], self.drop_count, limit)
-        return account_wide_body(self.incident, self.vanished, self.drops, limit, drop_line)
-
-
-def _count(value: Any) -> str:
-    return "?" if value is None else f"{int(value):,}"
-
 
 def _records(drops: pd.DataFrame) -> tuple[dict[str, Any], ...]:
     """Drops as the payload lists them (JSON values, with ``vanished``)."""
@@ -380,42 +324,3 @@ def _records(drops: pd.DataFrame) -> tuple[dict[str, Any], ...]:
         {name: _json_value(row.get(name)) for name in (*DROP_FIELDS, "vanished")}
         for row in shown.to_dict("records")
     )
-
-
-def drop_line(drop: dict[str, Any]) -> str:
-    """ "name (id): 5,400 → 510 (−91 %) ERROR", then " — definition changed on <date>"
-    when that explains it; vanished segments say so."""
-    name = drop.get("segment_name") or drop["segment_id"]
-    label = f"{name} ({drop['segment_id']})" if drop.get("segment_name") else str(name)
-    before = drop["before"] if drop.get("before") is not None else drop.get("expected")
-    if drop.get("vanished"):
-        return f"{label}: {_count(before)} → gone (vanished) {drop['severity']}"
-    pct = drop.get("drop_pct")
-    pct_text = f"−{pct:.0f} %" if pct is not None else "?"
-    cause = cause_words(drop.get(CAUSE_COLUMN))
-    return (
-        f"{label}: {_count(before)} → {_count(drop['user_count'])} ({pct_text}) {drop['severity']}"
-        + (f" — {cause}" if cause else "")
-    )
-
-
-def log_text(alert: DropAlert) -> str:
-    lines = alert.lines()
-    return f"{alert.headline()}: {alert.url}\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_message(alert: DropAlert) -> dict[str, Any]:
-    """A Slack incoming-webhook body: a headline linking to the partition, one line a drop
-    (at most ``SLACK_LINES``) or an account-wide incident's lines."""
-    lines = [
-        f"• {_slack_escape(text)}" if segment else _slack_escape(text)
-        for text, segment in alert.body(SLACK_LINES)
-    ]
-    icon = ":white_check_mark:" if alert.kind == RECOVERED else ":rotating_light:"
-    headline = _slack_escape(alert.headline())
-    text = f"{icon} *{headline}* — <{alert.url}|open in Dagster>\n" + "\n".join(lines)
-    return {"text": text}

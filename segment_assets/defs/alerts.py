@@ -2,7 +2,8 @@
 (``SLACK_WEBHOOK_URL``) and a generic JSON webhook (``ALERT_WEBHOOK_URL``). Webhook URLs
 carry secrets: they are read through ``EnvVar``, never logged, and a delivery that fails is
 reported by type and status only. What an alert says is in
-:mod:`~segment_assets.defs.alert_payload`.
+:mod:`~segment_assets.defs.alert_text` (words) and :mod:`~segment_assets.defs.alert_payload`
+(its JSON payload).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import requests
 from pydantic import Field
 
 from segment_assets.config.errors import ConfigurationError
-from segment_assets.defs.alert_payload import DEFAULT_WEBSERVER_URL, DropAlert, slack_message
+from segment_assets.defs.alert_payload import DEFAULT_WEBSERVER_URL, DropAlert
+from segment_assets.defs.alert_text import slack_message
 
 SLACK = "slack"
 WEBHOOK = "webhook"

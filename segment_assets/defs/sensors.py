@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from segment_assets.config.detection import DetectionSettings, detection_settings_from_env
 from segment_assets.defs.account_check import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.defs.alert_payload import RECOVERED as RECOVERED_KIND
-from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert, log_text
+from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert
+from segment_assets.defs.alert_text import alert_headline, log_text
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import PROVIDER_TABLES, TABLE_PROVIDERS, by_table, flag_drops
 from segment_assets.defs.incident_log import (
@@ -375,7 +376,7 @@ class DropSensorTick:
             if self.alerts.recovery_messages:
                 self.alert(alert, cursor)
             else:
-                self.log.info(f"{alert.headline()} (recovery messages are off)")
+                self.log.info(f"{alert_headline(alert)} (recovery messages are off)")
         incidents.close(back["incident_id"].tolist(), dt.date.fromisoformat(partition), RECOVERED)
 
     def alert(self, alert: DropAlert, cursor: DropSensorCursor) -> None:
