@@ -25,7 +25,8 @@ from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.assets import segment_drops
 from segment_assets.defs.checks import check_result
 from segment_assets.defs.drops import flag_drops, to_table
-from segment_assets.defs.sensors import DropSensorCursor, DropSensorTick
+from segment_assets.defs.sensor_cursor import DropSensorCursor
+from segment_assets.defs.sensors import DropSensorTick
 from segment_assets.store import DATABASE_URL_ENV, SegmentStore
 from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.duckdb_files import io_manager

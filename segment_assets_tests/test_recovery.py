@@ -24,7 +24,8 @@ from segment_assets.defs.incident_log import (
     IncidentLog,
     expired,
 )
-from segment_assets.defs.sensors import DropSensorCursor, build_drop_sensor
+from segment_assets.defs.sensor_cursor import DropSensorCursor
+from segment_assets.defs.sensors import build_drop_sensor
 from segment_assets.detection.recovery import judge_recovery
 from segment_assets.store import DATABASE_URL_ENV, SegmentStore
 from segment_assets.store.duckdb import DuckDBStore

@@ -20,7 +20,8 @@ from segment_assets.config.detection import DetectionSettings, detection_setting
 from segment_assets.defs.account_check import ACCOUNT_FAILURES
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import flag_drops
-from segment_assets.defs.sensors import DropSensorCursor, DropSensorTick, segment_drop_sensor
+from segment_assets.defs.sensor_cursor import DropSensorCursor
+from segment_assets.defs.sensors import DropSensorTick, segment_drop_sensor
 from segment_assets.detection import DropThresholds, find_drops, is_vanished
 from segment_assets.detection.configured import find_configured_drops
 from segment_assets.detection.per_segment import find_drops_per_segment

@@ -13,12 +13,8 @@ import pytest
 from segment_assets.defs.alert_payload import DropAlert
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
-from segment_assets.defs.sensors import (
-    CursorError,
-    DropSensorCursor,
-    DropSensorTick,
-    segment_drop_sensor,
-)
+from segment_assets.defs.sensor_cursor import CursorError, DropSensorCursor
+from segment_assets.defs.sensors import DropSensorTick, segment_drop_sensor
 from segment_assets.providers import registry, schema
 from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.duckdb_files import connect

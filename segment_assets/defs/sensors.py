@@ -20,136 +20,38 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
    ``recovered`` message per account (unless ``DropAlerts.recovery_messages`` is off), and
    every drop alerted opens one.
 
-The cursor is JSON: ``{"version": 1, "after": {asset: storage_id}, "pending": {"<asset>|
-<partition>|<account>[|<kind>]": {"alert": <payload>, "channels": [...]}}}`` (kind
-``snapshot_failed`` or ``recovered``; none for drops). A cursor of another version, or one
-that does not have this shape, fails the tick with a message that says how to start over
-(:class:`CursorError`): it is never read as something else. A tick stops early, keeping its
-place, when it nears Dagster's 60 s limit or the store stays locked by a writer for
-``LOCK_WAIT_SECONDS``.
+Its cursor (where it is, and the alerts not delivered yet) is
+:mod:`~segment_assets.defs.sensor_cursor`; it reads the event log with
+:mod:`~segment_assets.defs.new_materializations`. A tick stops early, keeping its place, when
+it nears Dagster's 60 s limit or the store stays locked by a writer for ``LOCK_WAIT_SECONDS``.
 """
 
 import datetime as dt
-import json
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from segment_assets.config.detection import DetectionSettings, detection_settings_from_env
-from segment_assets.defs.account_check import ACCOUNT_FAILURES, ACCOUNT_LABELS
 from segment_assets.defs.alert_payload import RECOVERED as RECOVERED_KIND
-from segment_assets.defs.alert_payload import AlertPayloadError, DropAlert
+from segment_assets.defs.alert_payload import DropAlert
 from segment_assets.defs.alert_text import alert_headline, log_text
 from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.drops import PROVIDER_TABLES, TABLE_PROVIDERS, by_table, flag_drops
-from segment_assets.defs.incident_log import (
-    EXPIRED,
-    RECOVERED,
-    IncidentLog,
-    expired,
-    recovered,
-)
+from segment_assets.defs.incident_log import EXPIRED, RECOVERED, IncidentLog, expired, recovered
+from segment_assets.defs.new_materializations import NewMaterializations, account_notes
+from segment_assets.defs.sensor_cursor import CursorError, DropSensorCursor, start_over_hint
 from segment_assets.detection.configured import within_alert_age
 from segment_assets.providers import registry
 from segment_assets.store import SegmentStore, store_from_env
 from segment_assets.store.base import StoreBusyError
 
-CURSOR_VERSION = 1
 MINIMUM_INTERVAL_SECONDS = 60
 TICK_BUDGET_SECONDS = 40.0  # of Dagster's 60 s per tick
 LOCK_WAIT_SECONDS = 10.0
-BATCH_SIZE = 50
-
-
-class CursorError(ValueError):
-    """A stored cursor this code cannot read: another version, or not the shape it writes."""
-
-
-class _PendingShape(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    alert: dict[str, Any]
-    channels: list[str]
-
-
-class _CursorShape(BaseModel):
-    """What a version-1 cursor holds (the version is checked before)."""
-
-    model_config = ConfigDict(extra="forbid")
-    version: int
-    after: dict[str, int] = {}
-    pending: dict[str, _PendingShape] = {}
-
-
-def _problems(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in e['loc']) or 'the cursor'}: {e['msg']}"
-        for e in error.errors()
-    )
-
-
-@dataclass
-class DropSensorCursor:
-    """Where the sensor is: the last storage id seen per asset, and undelivered alerts."""
-
-    after: dict[str, int] = field(default_factory=dict)
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, raw: str | None) -> Self:
-        """The cursor the sensor stored; none yet is an empty one. Raises
-        :class:`CursorError` for a cursor of another version or shape, and for an
-        undelivered alert this code cannot read."""
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise CursorError(f"the cursor is not JSON ({exc})") from None
-        version = data.get("version") if isinstance(data, dict) else None
-        if version is None:
-            raise CursorError("the cursor has no version")
-        if type(version) is not int or version != CURSOR_VERSION:
-            raise CursorError(
-                f"the cursor has version {version!r}, and this code reads version "
-                f"{CURSOR_VERSION} only (was it written by another release?)"
-            )
-        try:
-            shape = _CursorShape.model_validate(data)
-        except ValidationError as exc:
-            raise CursorError(
-                f"the cursor is not what this code writes: {_problems(exc)}"
-            ) from None
-        for key, entry in shape.pending.items():
-            try:
-                DropAlert.from_payload(entry.alert)
-            except AlertPayloadError as exc:
-                raise CursorError(f"the undelivered alert {key}: {exc}") from None
-        return cls(
-            after=dict(shape.after),
-            pending={key: entry.model_dump() for key, entry in shape.pending.items()},
-        )
-
-    def serialize(self) -> str:
-        return json.dumps(
-            {"version": CURSOR_VERSION, "after": self.after, "pending": self.pending},
-            sort_keys=True,
-        )
-
-
-def start_over_hint(sensor_name: str, max_age_days: int) -> str:
-    """What to do with a cursor the sensor cannot read."""
-    return (
-        f"To start over, delete the cursor: `dagster sensor cursor {sensor_name} --delete`, "
-        "or clear it on the sensor's page in the Dagster UI. The sensor then reads the "
-        f"stored materialisations from the beginning and alerts again for partitions up to "
-        f"{max_age_days} days old"
-    )
 
 
 @dataclass
@@ -187,51 +89,6 @@ def send(alert: DropAlert, channels: Sequence[str], alerts: DropAlerts, log: Any
             log.warning(f"drop alert {alert.key}: {channel} failed ({error}); retrying next tick")
             failed.append(channel)
     return failed
-
-
-@dataclass(eq=False)
-class NewMaterializations:
-    """An asset's materialisations after its storage id in the cursor, oldest first, read
-    from the event log ``BATCH_SIZE`` at a time."""
-
-    instance: dg.DagsterInstance
-    asset: str
-    cursor: DropSensorCursor
-    records: deque[dg.EventLogRecord] = field(default_factory=deque)
-    latest: dict[str | None, int] = field(default_factory=dict)  # partition → last storage id
-    complete: bool = False  # nothing is stored after ``records``
-
-    def next_partition(self) -> tuple[int, str] | None:
-        """Storage id and partition of the next materialisation to judge; None when none is
-        left. Those that need no judging are passed: no partition, or the same partition
-        materialised again later in the batch (a partition is judged once, at its latest)."""
-        while True:
-            while self.records:
-                record = self.records[0]
-                partition = record.partition_key
-                if partition is not None and self.latest[partition] == record.storage_id:
-                    return record.storage_id, partition
-                self.done()
-            if self.complete:
-                return None
-            self.fetch()
-
-    def done(self) -> None:
-        """Move the cursor past the next materialisation."""
-        self.cursor.after[self.asset] = self.records.popleft().storage_id
-
-    def fetch(self) -> None:
-        records = self.instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey(self.asset),
-                after_storage_id=self.cursor.after.get(self.asset),
-            ),
-            limit=BATCH_SIZE,
-            ascending=True,
-        ).records
-        self.records = deque(records)
-        self.latest = {r.partition_key: r.storage_id for r in records}
-        self.complete = len(records) < BATCH_SIZE
 
 
 @dataclass
@@ -390,16 +247,6 @@ class DropSensorTick:
             cursor.pending[alert.key] = {"alert": alert.payload(), "channels": failed}
         else:
             cursor.pending.pop(alert.key, None)
-
-
-def account_notes(record: dg.EventLogRecord) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """From a provider materialisation: each account's words (account id → label, only for
-    named accounts) and the accounts it could not snapshot."""
-    materialization = record.asset_materialization
-    metadata = materialization.metadata if materialization is not None else {}
-    labels = getattr(metadata.get(ACCOUNT_LABELS), "value", None) or {}
-    failures = getattr(metadata.get(ACCOUNT_FAILURES), "value", None) or []
-    return {k: v for k, v in labels.items() if v}, list(failures)
 
 
 def build_drop_sensor(name: str = "segment_drop_sensor") -> dg.SensorDefinition:
