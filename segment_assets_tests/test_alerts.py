@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -226,3 +229,21 @@ def test_a_version_1_payload_with_fields_added_later_or_from_before_kind_still_r
     # The first version-1 payloads had neither ``kind`` nor ``account_name``.
     first = {k: v for k, v in payload.items() if k not in ("kind", "account_name")}
     assert DropAlert.from_payload(first) == message
+
+
+def test_the_readme_example_payload_has_the_fields_a_real_alert_sends(receiver):
+    """The README's JSON example of a drops alert names the fields a real alert delivers:
+    the same top-level fields, the same fields per drop, in `incident` and in `vanished`."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [example] = [
+        json.loads(block)
+        for block in re.findall(r"```json\n(.*?)```", readme, re.S)
+        if '"kind": "drops"' in block
+    ]
+    channels = DropAlerts(alert_webhook_url=receiver.url("/hook"))
+    assert channels.deliver(alert(drops()), "webhook") is None
+    [sent] = receiver.delivered("/hook")
+    assert set(example) == set(sent)
+    assert {frozenset(d) for d in example["drops"]} == {frozenset(d) for d in sent["drops"]}
+    for part in ("incident", "vanished"):
+        assert set(example[part]) == set(sent[part]), part

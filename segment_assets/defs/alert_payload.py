@@ -7,31 +7,11 @@ says that one account could not be snapshotted while the others were (``kind``
 ``snapshot_failed``, with ``error`` and no drops), or that segments of an account that
 alerted are back (``kind`` ``recovered``, with ``recovered`` and no drops).
 
-The JSON webhook receives (version 1)::
-
-    {"version": 1, "kind": "drops", "partition": "2025-03-01", "provider": "onesignal",
-     "account": "<app id>", "account_name": "<its name in words, or null>",
-     "asset": "onesignal_segments", "url": "<link to the partition>",
-     "drop_count": 1, "error_count": 1, "truncated": false,
-     "drops": [{"segment_id": "…", "segment_name": "…", "account": "…", "before": 5400,
-                "user_count": 510, "expected": 5380.0, "drop_pct": 90.5,
-                "severity": "ERROR", "vanished": false, "scope": "segment",
-                "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
-                "definition_changed_on": "2025-02-28"}],
-     "incident": {"scope": "segment", "fell": 1, "of": 12, "median_drop_pct": 90.5,
-                  "largest": [<the drops that lost the most users, at most 5>]},
-     "vanished": {"scope": "segment", "count": 0, "of": null, "users": 0, "largest": []}}
-
-``drops`` lists at most ``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count``
-counts them all and ``truncated`` says whether some were left out. A vanished segment has
-``"vanished": true``, ``user_count`` and ``drop_pct`` null. ``definition_changed_on`` is the
-day the segment's definition changed, when that explains the drop (null otherwise, and in
-payloads from before it existed). ``incident`` and ``vanished`` say the account's day as a
-whole: how many of how many segments fell (judged that day) and by what median, how many of how
-many vanished (listed the snapshot before), each with its ``scope``: ``account`` for an
-account-wide incident (see :mod:`segment_assets.detection.incidents`). A ``recovered`` alert
-lists in ``recovered`` the segments back within their recovery band, each with ``opened_on``,
-the day it dropped. Within a version fields may be added, never changed;
+The JSON payload (version 1) is documented, field by field and with an example, in the
+README's "Alert channels" (``test_alerts.py`` checks that its example has the fields a
+real alert sends). ``drops`` lists at most
+``MAX_DROPS_PER_ALERT`` (100) segments, ERROR first; ``drop_count`` counts them all.
+Within a version fields may be added, never changed;
 :meth:`DropAlert.from_payload` (how the drop sensor reads back an alert it could not deliver
 yet) refuses a payload of another version with :class:`AlertPayloadError` instead of reading it
 as this one.
