@@ -25,9 +25,10 @@ def _scratch_in_memory() -> None:
     """Put the tests' scratch files (tmp_path, Dagster instances, DuckDB files, throwaway
     PostgreSQL servers, and those of every process a test starts) on the tmpfs where there is
     one, unless TMPDIR says where. Every Dagster event is a SQLite commit and every DuckDB
-    close a checkpoint: on a disk shared with other work, waiting for their fsyncs took about
-    as long as the tests themselves. A killed process leaves the same bytes in either place
-    (they are in the page cache once written), so nothing a test proves depends on it."""
+    close a checkpoint: on a disk shared with other work, waiting for their fsyncs nearly
+    doubled the time of the tests that run Dagster. A killed process leaves the same bytes in
+    either place (they are in the page cache once written), so nothing a test proves depends
+    on it."""
     if os.environ.get("TMPDIR") or not (MEMORY_TMP.is_dir() and os.access(MEMORY_TMP, os.W_OK)):
         return
     os.environ["TMPDIR"] = str(MEMORY_TMP)
