@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from signal import SIGKILL
 
@@ -135,7 +135,9 @@ def code_server(env: dict[str, str], cwd: Path) -> Iterator[Path]:
         yield workspace
 
 
-def daemon(env: dict[str, str], cwd: Path, workspace: Path):
+def daemon(
+    env: dict[str, str], cwd: Path, workspace: Path
+) -> AbstractContextManager[subprocess.Popen]:
     """``dagster-daemon run`` on the instance: the run queue, run monitoring, the rest."""
     return running([dagster_command("dagster-daemon"), "run", "-w", str(workspace)], env, cwd)
 
