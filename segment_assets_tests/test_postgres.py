@@ -7,10 +7,7 @@ from the local PostgreSQL binaries. Only when there are none is the test skipped
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,42 +20,19 @@ from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.sensors import segment_drop_sensor
 
 from .conftest import YESTERDAY
-from .dagster_ui import free_port
 from .drop_story import APP_ID, days, largest_segments, small_config, snapshot, write_history
-from .pg_fixtures import DSN_ENV, _as_postgres, postgres_bin
+from .pg_fixtures import Server
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server_dsn() -> Iterator[str]:
-    if os.environ.get(DSN_ENV):
-        yield os.environ[DSN_ENV]
-        return
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        pytest.skip(
-            f"no PostgreSQL server binaries (initdb, pg_ctl) on this machine and {DSN_ENV} "
-            "is not set; install them with `apt-get install postgresql` (CI does)"
-        )
-    folder = tempfile.mkdtemp(prefix="segment_assets_pg_")
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    data, port = f"{folder}/data", free_port()
-    run = dict(check=True, capture_output=True, timeout=60)
-    subprocess.run(_as_postgres([f"{bin_dir}/initdb", "-D", data, "-U", "dagster",
-                                 "--auth=trust"]), **run)  # fmt: skip
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = f"{bin_dir}/pg_ctl"
-    subprocess.run(_as_postgres([pg_ctl, "-D", data, "-o", options, "-l", f"{folder}/log",
-                                 "-w", "start"]), **run)  # fmt: skip
-    try:
-        yield f"postgresql://dagster:unused@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "immediate", "stop"]), **run)
-        shutil.rmtree(folder, ignore_errors=True)
+@pytest.fixture
+def server_dsn(pg_server: Server) -> str:
+    """The tests' PostgreSQL server (CI's, or the throwaway one the other PostgreSQL tests of
+    this worker use): a database of its own is all this test needs, not a server of its own."""
+    return pg_server.admin_url
 
 
 @pytest.fixture
@@ -86,6 +60,11 @@ def pg_instance(server_dsn, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstanc
     shutil.copyfile(DEPLOY_YAML, home / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         yield instance
+    conn = psycopg2.connect(server_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE {database} WITH (FORCE)")  # the server outlives it
+    conn.close()
 
 
 @pytest.fixture

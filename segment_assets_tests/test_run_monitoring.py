@@ -4,8 +4,9 @@ A run killed with SIGKILL in the middle of its OneSignal fetch cannot free the `
 pool slot it holds; Dagster's run monitoring (on in ``dagster.yaml`` and
 ``deploy/dagster.yaml``) frees it once the run is known to have ended. The end-to-end test
 runs a real ``dagster-daemon`` on an instance made from the repository's ``dagster.yaml``
-(with the monitoring intervals shortened), kills a real run process mid-fetch, and then runs
-the next snapshot.
+(with the monitoring and queue intervals shortened) and the code location in its own code
+server, as ``deploy/`` runs them, kills a real run process mid-fetch, and then runs the next
+snapshot.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from signal import SIGKILL
 
@@ -28,6 +29,7 @@ import yaml
 from segment_assets.emulator import EmulatorConfig
 
 from .conftest import YESTERDAY
+from .dagster_ui import free_port, port_in_use
 from .resilience import expected_counts, fast_resources, materialize, small_config, stored
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +38,9 @@ POOL = "onesignal"
 VIEW_LATENCY_MS = 400  # 12 views one at a time: the fetch lasts about 5 s
 # The production intervals, shortened for the test; the rest is the repository's file.
 SHORT = {"poll_interval_seconds": 1, "free_slots_after_run_end_seconds": 1}
-MAX_RUNTIME_SECONDS = 8  # well past the kill, a few seconds into the run
+DEQUEUE_SECONDS = 1  # the run queue's daemon looks for queued runs this often (Dagster: 5)
+MAX_RUNTIME_SECONDS = 2  # any run not tagged otherwise: the killed one
+GOES_THROUGH = {"dagster/max_runtime": "3600"}  # a run that must never be cut short
 
 
 @pytest.fixture
@@ -64,12 +68,14 @@ def test_the_local_instance_runs_the_monitoring_daemon(tmp_path):
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
 
 
-def instance_home(tmp_path: Path, overrides: dict) -> Path:
-    """A DAGSTER_HOME whose dagster.yaml is the repository's, run_monitoring overridden."""
+def instance_home(tmp_path: Path, overrides: dict, **sections: dict) -> Path:
+    """A DAGSTER_HOME whose dagster.yaml is the repository's, run_monitoring overridden (and
+    any further ``sections`` added)."""
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
     settings = yaml.safe_load((REPO / "dagster.yaml").read_text())
     settings["run_monitoring"].update(overrides)
+    settings.update(sections)
     (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
     return home
 
@@ -89,11 +95,12 @@ def holders(instance: dg.DagsterInstance) -> set[str]:
     return instance.event_log_storage.get_concurrency_info(POOL).active_run_ids
 
 
+def dagster_command(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
 @contextmanager
-def daemon(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
-    """``dagster-daemon run`` on the instance: the run queue, run monitoring, the rest."""
-    command = [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
-               "segment_assets.definitions"]  # fmt: skip
+def running(command: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -108,16 +115,51 @@ def daemon(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
             process.wait()
 
 
-def enqueue_daily_job(env: dict[str, str], cwd: Path) -> None:
-    """As the schedule does: the daemon dequeues it and a code server starts its worker."""
+@contextmanager
+def code_server(env: dict[str, str], cwd: Path) -> Iterator[Path]:
+    """The code location in its own ``dagster api grpc`` process, as deploy/ runs it; yields
+    a workspace.yaml for it (deploy/workspace.yaml's, on a free local port). It starts the
+    run workers of the runs launched through it and sees them die. One server serves the
+    daemon and the launch command, as in a deployment."""
+    port = free_port()
+    workspace = cwd / "workspace.yaml"
+    settings = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())
+    settings["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=port)
+    workspace.write_text(yaml.safe_dump(settings))
+    command = [dagster_command("dagster"), "api", "grpc", "-m", "segment_assets.definitions",
+               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    with running(command, env, cwd) as process:
+        # it listens once the definitions are loaded; the daemon must find it up
+        wait_for("the code server", lambda: process.poll() is not None or port_in_use(port))
+        assert process.poll() is None, "the code server exited"
+        yield workspace
+
+
+def daemon(
+    env: dict[str, str], cwd: Path, workspace: Path
+) -> AbstractContextManager[subprocess.Popen]:
+    """``dagster-daemon run`` on the instance: the run queue, run monitoring, the rest."""
+    return running([dagster_command("dagster-daemon"), "run", "-w", str(workspace)], env, cwd)
+
+
+def enqueue_daily_job(instance: dg.DagsterInstance, workspace: Path) -> str:
+    """``dagster job launch -w workspace.yaml``, done in this process by the function that
+    command runs (a command would only add a Python start): the run is queued, as the
+    schedule's are; the daemon dequeues it and the code server starts its worker."""
+    from dagster._cli.job import execute_launch_command
+    from dagster_shared.cli import WorkspaceOpts
+
     config = {"execution": {"config": {"in_process": {}}}}
-    tags = {"dagster/partition": YESTERDAY.isoformat(), "dagster/max_runtime": "3600"}
-    subprocess.run(
-        [sys.executable, "-m", "dagster", "job", "launch", "-m", "segment_assets.definitions",
-         "-j", "daily_segment_snapshot", "--tags", json.dumps(tags),
-         "--config-json", json.dumps(config)],
-        env=env, cwd=cwd, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    tags = {"dagster/partition": YESTERDAY.isoformat(), **GOES_THROUGH}
+    run = execute_launch_command(
+        instance=instance,
+        workspace_opts=WorkspaceOpts(workspace=[str(workspace)]),
+        job_name="daily_segment_snapshot",
+        tags=json.dumps(tags),
+        config_json=json.dumps(config),
+    )
+    assert run.status == dg.DagsterRunStatus.QUEUED
+    return run.run_id
 
 
 SNAPSHOT_ARGS = [sys.executable, "-m", "segment_assets", "snapshot", "--date",
@@ -151,7 +193,9 @@ def status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
 
 def the_next_snapshot_goes_through(instance, emulator, database) -> None:
     emulator.state.clear_faults()
-    following = materialize(fast_resources(database), instance, YESTERDAY, ["onesignal"])
+    following = materialize(
+        fast_resources(database), instance, YESTERDAY, ["onesignal"], tags=GOES_THROUGH
+    )
     assert following.success
     messages = [e.message or "" for e in instance.all_logs(following.run_id)]
     assert not [m for m in messages if "blocked by limit for pool" in m]
@@ -164,26 +208,21 @@ def test_a_run_killed_mid_fetch_frees_its_pool_slot_and_the_next_run_goes_throug
     emulator, env, duckdb_path, tmp_path
 ):
     # the repository's dagster.yaml with the monitoring intervals shortened; a death nobody
-    # sees is caught by max_runtime_seconds (6 h in the file, a few seconds here)
-    home = instance_home(tmp_path, {**SHORT, "max_runtime_seconds": MAX_RUNTIME_SECONDS})
+    # sees is caught by max_runtime_seconds (6 h in the file, seconds here: the runs that must
+    # go through are tagged with an hour)
+    home = instance_home(
+        tmp_path,
+        {**SHORT, "max_runtime_seconds": MAX_RUNTIME_SECONDS},
+        run_queue={"dequeue_interval_seconds": DEQUEUE_SECONDS},
+    )
     environ = {**os.environ, "DAGSTER_HOME": str(home), "ONESIGNAL_MAX_CONCURRENCY": "1"}
-    with dg.DagsterInstance.from_config(str(home)) as instance, daemon(environ, tmp_path):
-        # 1. the schedule's kind of run: its worker is killed; the code server sees it die
-        emulator.state.set_faults("onesignal", latency_ms=VIEW_LATENCY_MS)
-        enqueue_daily_job(environ, tmp_path)
-        run = wait_for("the daemon to start the run", lambda: instance.get_runs(limit=1))[0]
-        wait_for("the OneSignal fetch to be under way", lambda: views_served(emulator) >= 2)
-        assert holders(instance) == {run.run_id}
-        os.kill(wait_for("the worker's pid", lambda: worker_pid(instance, run.run_id)), SIGKILL)
-        wait_for(
-            "the run to be marked failed",
-            lambda: status(instance, run.run_id) == dg.DagsterRunStatus.FAILURE,
-        )
-        wait_for("the daemon to free the dead run's slot", lambda: not holders(instance))
-        the_next_snapshot_goes_through(instance, emulator, duckdb_path)
-
-        # 2. a run inside a command that is killed: nothing sees it die
-        emulator.state.reset_stats()
+    with (
+        dg.DagsterInstance.from_config(str(home)) as instance,
+        code_server(environ, tmp_path) as workspace,
+    ):
+        # 1. a run inside a command that is killed: nothing sees it die. It dies before the
+        # daemon starts: a daemon already running would wait out max_runtime_seconds the
+        # same way, and the test would wait with it.
         emulator.state.set_faults("onesignal", latency_ms=VIEW_LATENCY_MS)
         command = snapshot_command(environ, tmp_path)
         wait_for("the OneSignal fetch to be under way", lambda: views_served(emulator) >= 2)
@@ -193,14 +232,33 @@ def test_a_run_killed_mid_fetch_frees_its_pool_slot_and_the_next_run_goes_throug
         command.wait(timeout=30)
         assert status(instance, killed.run_id) == dg.DagsterRunStatus.STARTED  # looks alive
         assert holders(instance) == {killed.run_id}  # and holds the slot: the next run waits
-        wait_for(
-            "the daemon to fail the run after its maximum runtime and free its slot",
-            lambda: (
-                status(instance, killed.run_id) == dg.DagsterRunStatus.FAILURE
-                and not holders(instance)
-            ),
-        )
-        the_next_snapshot_goes_through(instance, emulator, duckdb_path)
+
+        with daemon(environ, tmp_path, workspace):
+            wait_for(
+                "the daemon to fail the run after its maximum runtime and free its slot",
+                lambda: (
+                    status(instance, killed.run_id) == dg.DagsterRunStatus.FAILURE
+                    and not holders(instance)
+                ),
+            )
+            said = " ".join(e.message or "" for e in instance.all_logs(killed.run_id))
+            assert f"exceeding maximum runtime of {MAX_RUNTIME_SECONDS} seconds" in said
+            the_next_snapshot_goes_through(instance, emulator, duckdb_path)
+
+            # 2. the schedule's kind of run: its worker is killed; the code server sees it die
+            emulator.state.reset_stats()
+            emulator.state.set_faults("onesignal", latency_ms=VIEW_LATENCY_MS)
+            queued = enqueue_daily_job(instance, workspace)
+            wait_for("the OneSignal fetch to be under way", lambda: views_served(emulator) >= 2)
+            assert holders(instance) == {queued}
+            worker = wait_for("the worker's pid", lambda: worker_pid(instance, queued))
+            os.kill(worker, SIGKILL)
+            wait_for(
+                "the run to be marked failed",
+                lambda: status(instance, queued) == dg.DagsterRunStatus.FAILURE,
+            )
+            wait_for("the daemon to free the dead run's slot", lambda: not holders(instance))
+            the_next_snapshot_goes_through(instance, emulator, duckdb_path)
 
 
 @pytest.mark.slow
