@@ -166,12 +166,8 @@ def find_drops(
     """
     th = dataclasses.replace(thresholds or DropThresholds(), **overrides)
     as_of = as_date(as_of)
-    missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
-    if missing:
-        raise ValueError(f"history lacks column(s): {', '.join(missing)}")
     with_name = "segment_name" in history.columns
-
-    win = Window.build(history, as_of)
+    win = Window.checked(history, as_of)
     if win is None:
         return empty_frame(with_name)
 

@@ -20,7 +20,7 @@ from segment_assets.detection.judge import in_blocks
 from segment_assets.detection.output import drop_frame, empty_frame, finish, vanished_frame
 from segment_assets.detection.season import Calendar
 from segment_assets.detection.thresholds import TODAY, DropThresholds
-from segment_assets.detection.window import REQUIRED_COLUMNS, Window
+from segment_assets.detection.window import Window
 
 #: ``segments`` → (each segment's group, the thresholds of each group): given the segments
 #: listed on the judged day (columns provider, account, segment_id and segment_name when
@@ -40,11 +40,8 @@ def find_drops_per_segment(
     that can newly drop), as a frame whose text columns may be categoricals.
     """
     as_of = as_date(as_of)
-    missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
-    if missing:
-        raise ValueError(f"history lacks column(s): {', '.join(missing)}")
     with_name = "segment_name" in history.columns
-    win = Window.build(history, as_of)
+    win = Window.checked(history, as_of)
     if win is None:
         return empty_frame(with_name)
 

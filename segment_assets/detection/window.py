@@ -41,6 +41,15 @@ class Window:
     rows: dict[str, Any]  # the window's rows, column name → array
 
     @classmethod
+    def checked(cls, history: pd.DataFrame, as_of: dt.date) -> Window | None:
+        """:meth:`build`, once ``history`` is known to have the :data:`REQUIRED_COLUMNS`
+        (a ``ValueError`` naming those it lacks)."""
+        missing = [c for c in REQUIRED_COLUMNS if c not in history.columns]
+        if missing:
+            raise ValueError(f"history lacks column(s): {', '.join(missing)}")
+        return cls.build(history, as_of)
+
+    @classmethod
     def build(cls, history: pd.DataFrame, as_of: dt.date) -> Window | None:
         start = history_start(as_of)
         positions, day = offsets_of(history["snapshot_date"], start, as_of)
