@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from segment_assets.config.errors import ConfigurationError
+from segment_assets.defs import sensors
 from segment_assets.defs.alerts import DropAlerts, alerts_from_env
 from segment_assets.defs.incident_log import (
     DROPPED_AGAIN,
@@ -27,9 +28,10 @@ from segment_assets.defs.incident_log import (
 from segment_assets.defs.sensor_cursor import DropSensorCursor
 from segment_assets.defs.sensors import build_drop_sensor
 from segment_assets.detection.recovery import judge_recovery
-from segment_assets.store import DATABASE_URL_ENV, SegmentStore
+from segment_assets.store import DATABASE_URL_ENV, SegmentStore, store_from_env
 from segment_assets.store.duckdb import DuckDBStore
 from segment_assets.store.duckdb_files import connect
+from segment_assets.store.pg_locks import advisory_key
 
 from .conftest import YESTERDAY
 from .drop_story import ERROR_DROP, drop_frame
@@ -235,3 +237,35 @@ def test_an_incident_ends_as_dropped_again_or_expired_and_is_never_opened_twice(
     watch = log.watch(["onesignal"], later + dt.timedelta(days=OPEN_DAYS - 1))
     assert list(expired(watch, later + dt.timedelta(days=OPEN_DAYS - 1))) == [False]
     assert list(expired(watch, later + dt.timedelta(days=OPEN_DAYS))) == [True]
+
+
+def test_a_store_busy_while_incidents_are_opened_stops_the_tick_before_any_alert_is_sent(
+    database, instance, receiver, monkeypatch
+):
+    """Another writer holds the incidents table longer than the tick may wait: the tick
+    stops before sending anything, keeps its place, and the next tick alerts once."""
+    monkeypatch.setenv(DATABASE_URL_ENV, database.url)
+    monkeypatch.setattr(sensors, "LOCK_WAIT_SECONDS", 0.5)
+    store = store_from_env()
+    day = YESTERDAY
+    write_days(store, day - dt.timedelta(days=10), day - dt.timedelta(days=1), APPS)
+    write_day(store, day, APPS, {(STEADY, 1): 0.1})
+    report(instance, day, LABELS)
+    alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK))
+
+    with psycopg.connect(database.url) as other:  # in a transaction until the block ends
+        other.execute(
+            "SELECT pg_advisory_xact_lock(%s)",
+            [advisory_key("table", store.schema, INCIDENTS_TABLE)],
+        )
+        busy = tick(instance, None, alerts)
+        assert "stopped early: store busy" in busy.skip_reason.skip_message
+        assert receiver.delivered(HOOK) == []
+
+    result = tick(instance, busy.cursor, alerts)
+    assert "1 alert(s)" in result.skip_reason.skip_message
+    [sent] = receiver.delivered(HOOK)
+    assert (sent["kind"], sent["drop_count"]) == ("drops", 1)
+    assert len(incidents(store)) == 1
+    assert "0 alert(s)" in tick(instance, result.cursor, alerts).skip_reason.skip_message
+    assert len(receiver.delivered(HOOK)) == 1

@@ -140,7 +140,9 @@ class IncidentLog:
             }
         )
         frame = frame.reset_index(drop=True)
-        added = self.store.append_rows(INCIDENTS_TABLE, frame, INCIDENT_TYPES)
+        added = self.store.append_rows(
+            INCIDENTS_TABLE, frame, INCIDENT_TYPES, lock_wait_seconds=self.lock_wait_seconds
+        )
         self._rows = None  # read again, as stored, when next asked
         return added
 
@@ -149,7 +151,9 @@ class IncidentLog:
         if not len(ids):
             return 0
         values = {"closed_on": day, "closed_at": _utc_now(), "closed_why": why}
-        closed = self.store.update_rows(INCIDENTS_TABLE, "incident_id", list(ids), values)
+        closed = self.store.update_rows(
+            INCIDENTS_TABLE, "incident_id", list(ids), values, self.lock_wait_seconds
+        )
         rows = self.rows()
         mine = rows["incident_id"].isin(list(ids))
         for name, value in {**values, "closed_on": pd.Timestamp(day)}.items():

@@ -187,16 +187,17 @@ class DropSensorTick:
         incidents.close(watch.loc[old, "incident_id"].tolist(), day, EXPIRED)
         self.recoveries(partition, records, incidents, recovered(watch[~old], judged.back), cursor)
         url = self.alerts.webserver_url
+        alerted = {asset: self.to_alert(asset, partition, found[asset], age) for asset in assets}
+        # Their incidents first: a store that stays busy stops the tick before any alert of
+        # the day is sent, and the next tick judges the day again (no alert sent twice).
+        for drops in alerted.values():
+            incidents.open(drops, day)
         for asset in assets:
             labels, failures = account_notes(records[asset])
-            drops = within_alert_age(found[asset], self.settings, age)
-            if drops["muted"].any():  # judged and shown in the check, but no alert
-                self.log.info(f"{asset} {partition}: {int(drops['muted'].sum())} muted drop(s)")
-                drops = drops[~drops["muted"]]
+            drops = alerted[asset]
             for account, own in drops.groupby(drops["account"].astype(str), sort=True):
                 alert = DropAlert.from_drops(asset, partition, own, url, labels.get(account))
                 self.alert(alert, cursor)
-            incidents.open(drops, day)
             provider = TABLE_PROVIDERS[asset]
             for failure in failures:
                 own = self.settings.account(provider, str(failure["account"]))
@@ -213,6 +214,15 @@ class DropSensorTick:
                     ),
                     cursor,
                 )
+
+    def to_alert(self, asset: str, partition: str, drops: pd.DataFrame, age: int) -> pd.DataFrame:
+        """The drops of ``asset`` that alert: those within their segment's age limit and not
+        held by a mute (muted ones are judged and shown in the check, but send nothing)."""
+        drops = within_alert_age(drops, self.settings, age)
+        if drops["muted"].any():
+            self.log.info(f"{asset} {partition}: {int(drops['muted'].sum())} muted drop(s)")
+            drops = drops[~drops["muted"]]
+        return drops
 
     def recoveries(
         self,

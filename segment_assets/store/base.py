@@ -168,11 +168,18 @@ class SegmentStore(Protocol):
         """The tables of ``tables`` that exist (were ever written), in the same order."""
         ...
 
-    def append_rows(self, table: str, frame: pd.DataFrame, column_types: ColumnTypes) -> int:
+    def append_rows(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        column_types: ColumnTypes,
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> int:
         """Add the rows of ``frame`` to ``table`` in one transaction (for the project's small
         tables: acknowledgements, incidents). The table is created with ``column_types``
         (DuckDB type names) if it does not exist, and gains the columns of
-        ``column_types`` it lacks. Returns the rows added."""
+        ``column_types`` it lacks. Returns the rows added. The small-table writes wait up to
+        ``lock_wait_seconds`` for another writer, then raise :class:`StoreBusyError`."""
         ...
 
     def read_rows(self, table: str, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> pd.DataFrame:
@@ -180,14 +187,25 @@ class SegmentStore(Protocol):
         ...
 
     def update_rows(
-        self, table: str, key_column: str, keys: Sequence[Any], values: Mapping[str, Any]
+        self,
+        table: str,
+        key_column: str,
+        keys: Sequence[Any],
+        values: Mapping[str, Any],
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
     ) -> int:
         """Set the columns of ``values`` (column → Python value, None for NULL) on the rows
         of ``table`` whose ``key_column`` is one of ``keys``; returns the rows changed (0
         when the table does not exist)."""
         ...
 
-    def remove_rows(self, table: str, key_column: str, keys: Sequence[Any]) -> int:
+    def remove_rows(
+        self,
+        table: str,
+        key_column: str,
+        keys: Sequence[Any],
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> int:
         """Delete the rows of ``table`` whose ``key_column`` is one of ``keys``; returns the
         rows deleted (0 when the table does not exist)."""
         ...

@@ -170,11 +170,20 @@ class DuckDBStore:
             return storage.existing_tables(conn, tables)
 
     # -- small tables (acknowledgements, incidents) --------------------------------------
-    def append_rows(self, table: str, frame: pd.DataFrame, column_types: ColumnTypes) -> int:
+    def append_rows(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        column_types: ColumnTypes,
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> int:
         unknown = [str(c) for c in frame.columns if c not in column_types]
         if unknown:
             raise StoreError(f"{self.schema}.{table} has no column {', '.join(unknown)}")
-        with _as_store_errors(), storage.connect(self.database) as conn:
+        with (
+            _as_store_errors(),
+            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
+        ):
             conn.begin()
             try:
                 self._create(conn, table, column_types)
@@ -212,14 +221,22 @@ class DuckDBStore:
             return conn.execute(f"SELECT * FROM {self._table(table)}").df()
 
     def update_rows(
-        self, table: str, key_column: str, keys: Sequence[Any], values: Mapping[str, Any]
+        self,
+        table: str,
+        key_column: str,
+        keys: Sequence[Any],
+        values: Mapping[str, Any],
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
     ) -> int:
         if not values or not keys or not self.existing_tables([table]):
             return 0
         names = list(values)
         assignments = ", ".join(f"{_name(n)} = ${i + 1}" for i, n in enumerate(names))
         key = len(names) + 1
-        with _as_store_errors(), storage.connect(self.database) as conn:
+        with (
+            _as_store_errors(),
+            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
+        ):
             changed = conn.execute(
                 f"UPDATE {self._table(table)} SET {assignments} "
                 f"WHERE list_contains(${key}, {_name(key_column)})",
@@ -227,10 +244,19 @@ class DuckDBStore:
             ).fetchone()
         return int(changed[0]) if changed else 0
 
-    def remove_rows(self, table: str, key_column: str, keys: Sequence[Any]) -> int:
+    def remove_rows(
+        self,
+        table: str,
+        key_column: str,
+        keys: Sequence[Any],
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> int:
         if not keys or not self.existing_tables([table]):
             return 0
-        with _as_store_errors(), storage.connect(self.database) as conn:
+        with (
+            _as_store_errors(),
+            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
+        ):
             removed = conn.execute(
                 f"DELETE FROM {self._table(table)} WHERE list_contains($1, {_name(key_column)})",
                 [list(keys)],

@@ -505,10 +505,16 @@ class PostgresStore:
         return frame
 
     # -- small tables (acknowledgements, incidents) --------------------------------------
-    def append_rows(self, table: str, frame: pd.DataFrame, column_types: ColumnTypes) -> int:
+    def append_rows(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        column_types: ColumnTypes,
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> int:
         with (
             self.errors(f"cannot add rows to {self.schema}.{table}"),
-            self.transaction() as conn,
+            self.transaction(lock_wait_seconds=lock_wait_seconds) as conn,
         ):
             self.lock_table(conn, table)
             types = self.create_table(conn, table, column_types)
@@ -523,7 +529,12 @@ class PostgresStore:
             return self.select_frame(conn, table)
 
     def update_rows(
-        self, table: str, key_column: str, keys: Sequence[Any], values: Mapping[str, Any]
+        self,
+        table: str,
+        key_column: str,
+        keys: Sequence[Any],
+        values: Mapping[str, Any],
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
     ) -> int:
         if not values or not keys:
             return 0
@@ -534,14 +545,20 @@ class PostgresStore:
         )
         with (
             self.errors(f"cannot update {self.schema}.{table}"),
-            self.transaction() as conn,
+            self.transaction(lock_wait_seconds=lock_wait_seconds) as conn,
         ):
             if not self.table_types(conn, [table]):
                 return 0
             self.lock_table(conn, table)
             return conn.execute(query, [*values.values(), list(keys)]).rowcount
 
-    def remove_rows(self, table: str, key_column: str, keys: Sequence[Any]) -> int:
+    def remove_rows(
+        self,
+        table: str,
+        key_column: str,
+        keys: Sequence[Any],
+        lock_wait_seconds: float = LOCK_RETRY_SECONDS,
+    ) -> int:
         if not keys:
             return 0
         query = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
@@ -549,7 +566,7 @@ class PostgresStore:
         )
         with (
             self.errors(f"cannot delete from {self.schema}.{table}"),
-            self.transaction() as conn,
+            self.transaction(lock_wait_seconds=lock_wait_seconds) as conn,
         ):
             if not self.table_types(conn, [table]):
                 return 0
