@@ -47,6 +47,7 @@ DROP_FIELDS = (
     "reason",
     "scope",
     CAUSE_COLUMN,
+    "dropped_on",  # set only for a drop that began under a mute and alerts once it ended
 )
 RECOVERED_FIELDS = (
     "segment_id",

@@ -71,7 +71,8 @@ def _count(value: Any) -> str:
 
 def drop_line(drop: dict[str, Any]) -> str:
     """ "name (id): 5,400 → 510 (−91 %) ERROR", then " — definition changed on <date>"
-    when that explains it; vanished segments say so."""
+    when that explains it, or " — still down after its mute ended (dropped on <date>)";
+    vanished segments say so."""
     name = drop.get("segment_name") or drop["segment_id"]
     label = f"{name} ({drop['segment_id']})" if drop.get("segment_name") else str(name)
     before = drop["before"] if drop.get("before") is not None else drop.get("expected")
@@ -80,6 +81,8 @@ def drop_line(drop: dict[str, Any]) -> str:
     pct = drop.get("drop_pct")
     pct_text = f"−{pct:.0f} %" if pct is not None else "?"
     cause = cause_words(drop.get(CAUSE_COLUMN))
+    if drop.get("dropped_on"):
+        cause = f"still down after its mute ended (dropped on {drop['dropped_on']})"
     return (
         f"{label}: {_count(before)} → {_count(drop['user_count'])} ({pct_text}) {drop['severity']}"
         + (f" — {cause}" if cause else "")

@@ -108,7 +108,8 @@ def flag_drops(
     """The segments of ``tables`` in ``store`` that newly dropped on ``day``, in one read,
     each judged with the thresholds ``settings`` give it (read from the accounts file now
     when not given); with ``watch`` (``provider, account, segment_id``: segments with an
-    open incident), also whether those are back (``back``).
+    open incident), also whether those are back (``back``, with ``muted``: whether a mute
+    holds for the segment on ``day``).
 
     The drops have the columns of :func:`segment_assets.detection.find_drops`, plus
     ``segment_name``, ``before``: the segment's last known count before ``day`` (NA if
@@ -146,6 +147,7 @@ def flag_drops(
     out["muted"] = muted(out, acks, day).astype(bool)
     accounts = int(history[["provider", "account"]].drop_duplicates().shape[0])
     back = _recovery(history, day, watch, settings) if watch is not None else empty_recovery()
+    back["muted"] = muted(back, acks, day).astype(bool)
     acknowledged = acknowledged_for(acks, providers, history_start(day), day)
     return DayDrops(out, accounts, matched, back, acknowledged)
 

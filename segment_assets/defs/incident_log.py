@@ -1,14 +1,21 @@
 """Open incidents, kept in the store: ``segments.segment_incidents``.
 
 The drop sensor opens an incident for every segment it alerts as dropped (or vanished), one
-row per segment and day, and closes it on a later judged day with the day and why:
+row per segment and day, and for every drop a mute holds (``alerted`` false: nothing was
+said). It closes one on a later judged day with the day and why:
 
 * ``recovered`` — the segment is back within its recovery band (see
-  :mod:`segment_assets.detection.recovery`); the sensor then sends one "recovered" message;
+  :mod:`segment_assets.detection.recovery`); the sensor then sends one "recovered" message
+  (none for an incident not alerted);
 * ``expired`` — seven weeks (``OPEN_DAYS``) passed without that: by then the detector has
   taken the lower level as the segment's normal, so "back" can no longer be told;
 * ``dropped again`` — the detector found a new drop of the segment (it saw a recovery the
   sensor did not judge, e.g. on a day too old to alert); the new drop opens a new incident.
+
+An incident not alerted (its drop began while a mute held) is alerted once, on the first
+judged day its segment is still down and no mute holds (:func:`still_down`), and from then
+on is like any other (:meth:`IncidentLog.mark_alerted`). Rows written before the ``alerted``
+column existed count as alerted; the table gains the column on the next write.
 
 Only the store's small-table calls are used (``append_rows``, ``read_rows``,
 ``update_rows``), so incidents live in the DuckDB file or the PostgreSQL database alike,
@@ -43,17 +50,23 @@ INCIDENT_COLUMNS: tuple[schema.Column, ...] = (
     schema.Column("account", "VARCHAR", "The provider account, as in the provider tables."),
     schema.Column("segment_id", "VARCHAR", "The segment's id."),
     schema.Column("segment_name", "VARCHAR", "The segment's name when it dropped."),
-    schema.Column("opened_on", "DATE", "The day (partition) the segment dropped and alerted."),
-    schema.Column("opened_at", "TIMESTAMP", "When the sensor sent the drop alert (UTC)."),
+    schema.Column("opened_on", "DATE", "The day (partition) the segment dropped."),
+    schema.Column("opened_at", "TIMESTAMP", "When the sensor opened it (UTC)."),
     schema.Column("scope", "VARCHAR", "'account' for an account-wide incident, else 'segment'."),
-    schema.Column("severity", "VARCHAR", "ERROR or WARN, as alerted."),
-    schema.Column("reason", "VARCHAR", "The drop in words, as alerted."),
+    schema.Column("severity", "VARCHAR", "ERROR or WARN, as found."),
+    schema.Column("reason", "VARCHAR", "The drop in words, as found."),
     schema.Column("user_count", "BIGINT", "The count on opened_on; NULL when it vanished."),
     schema.Column("expected", "DOUBLE", "The count expected on opened_on."),
     schema.Column("vanished", "BOOLEAN", "Whether the segment vanished (was no longer listed)."),
     schema.Column("closed_on", "DATE", "The judged day the incident closed; NULL while open."),
     schema.Column("closed_at", "TIMESTAMP", "When it closed (UTC); NULL while open."),
     schema.Column("closed_why", "VARCHAR", "recovered, expired or dropped again."),
+    schema.Column(
+        "alerted",
+        "BOOLEAN",
+        "Whether a drop alert was sent: false while a drop that began under a mute has not "
+        "alerted (NULL, in rows written before this column, counts as true).",
+    ),
 )
 INCIDENT_TYPES: dict[str, str] = {c.name: c.sql_type for c in INCIDENT_COLUMNS}
 DATE_COLUMNS = ("opened_on", "closed_on")
@@ -90,6 +103,8 @@ class IncidentLog:
                 rows = pd.DataFrame({name: pd.Series(dtype=object) for name in INCIDENT_TYPES})
             for name in DATE_COLUMNS:
                 rows[name] = _days(rows[name])
+            alerted = rows["alerted"] if "alerted" in rows else pd.Series(True, index=rows.index)
+            rows["alerted"] = alerted.astype("boolean").fillna(True).astype(bool)
             self._rows = rows
         return self._rows
 
@@ -103,8 +118,8 @@ class IncidentLog:
     def open(self, drops: pd.DataFrame, day: dt.date) -> int:
         """Open an incident for each drop of ``drops`` (a ``flag_drops`` frame of ``day``)
         not yet recorded — a partition judged again opens none twice — and close as
-        ``dropped again`` the earlier open incidents of the same segments. Returns the
-        incidents opened."""
+        ``dropped again`` the earlier open incidents of the same segments. A drop a mute
+        holds (``muted``) opens one not alerted. Returns the incidents opened."""
         if drops.empty:
             return 0
         ids = [incident_id(p, a, s, day) for p, a, s in drops[KEY].astype(str).itertuples(False)]
@@ -137,6 +152,7 @@ class IncidentLog:
                 "user_count": new["user_count"].astype("Int64").to_numpy(),
                 "expected": new["expected"].astype("float64").to_numpy(),
                 "vanished": is_vanished(new).to_numpy(),
+                "alerted": ~new["muted"].astype(bool).to_numpy() if "muted" in new else True,
             }
         )
         frame = frame.reset_index(drop=True)
@@ -145,6 +161,17 @@ class IncidentLog:
         )
         self._rows = None  # read again, as stored, when next asked
         return added
+
+    def mark_alerted(self, ids: Sequence[str]) -> int:
+        """Record that the incidents ``ids`` (opened not alerted) have now alerted."""
+        if not len(ids):
+            return 0
+        marked = self.store.update_rows(
+            INCIDENTS_TABLE, "incident_id", list(ids), {"alerted": True}, self.lock_wait_seconds
+        )
+        rows = self.rows()
+        rows.loc[rows["incident_id"].isin(list(ids)), "alerted"] = True
+        return marked
 
     def close(self, ids: Sequence[str], day: dt.date, why: str) -> int:
         """Close the incidents ``ids`` on ``day`` for ``why``; returns how many."""
@@ -182,6 +209,38 @@ def recovered(watch: pd.DataFrame, back: pd.DataFrame) -> pd.DataFrame:
     out["low"] = pd.to_numeric(out["low"], errors="coerce").round().astype("Int64")
     out["vanished"] = out["vanished"].astype("boolean").fillna(False).astype(bool)
     return out.sort_values("user_count", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def still_down(watch: pd.DataFrame, back: pd.DataFrame) -> pd.DataFrame:
+    """The watched incidents not alerted yet whose segment is judged, not back and not
+    muted on the day (``back`` has ``muted``): one row each in the shape of a ``flag_drops``
+    drop of the day, to alert now. ``reason`` says how far below expected it still is after
+    its mute ended, ``dropped_on`` the day it dropped; ``severity`` and ``scope`` are the
+    incident's, and a vanished segment that is listed again but still low is a fall."""
+    quiet = watch[~watch["alerted"].astype(bool)]
+    if quiet.empty or back.empty:
+        return _still_down_frame(pd.DataFrame(columns=[*KEY, "segment_name"]))
+    now = back[~back["back"] & ~back["muted"].astype(bool)].astype({name: str for name in KEY})
+    incidents = quiet.astype({name: str for name in KEY})[
+        [*KEY, "incident_id", "segment_name", "opened_on", "severity", "scope"]
+    ].rename(columns={"segment_name": "name_then"})
+    out = now.merge(incidents, on=KEY)
+    out["segment_name"] = out["segment_name"].where(out["segment_name"].notna(), out["name_then"])
+    out["dropped_on"] = out["opened_on"].dt.strftime("%Y-%m-%d")
+    out["reason"] = [
+        f"still {pct:.0f} % below expected after its mute ended (dropped on {day})"
+        for pct, day in zip(out["drop_pct"], out["dropped_on"], strict=True)
+    ]
+    return _still_down_frame(out)
+
+
+def _still_down_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    columns = [*KEY, "segment_name", "user_count", "expected", "drop_pct", "severity",
+               "reason", "scope", "dropped_on", "incident_id"]  # fmt: skip
+    out = rows.reindex(columns=columns)
+    out["before"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["muted"] = False
+    return out.reset_index(drop=True)
 
 
 def expired(watch: pd.DataFrame, day: dt.date) -> pd.Series:

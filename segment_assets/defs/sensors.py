@@ -40,8 +40,21 @@ from segment_assets.defs.alert_payload import RECOVERED as RECOVERED_KIND
 from segment_assets.defs.alert_payload import DropAlert
 from segment_assets.defs.alert_text import alert_headline, log_text
 from segment_assets.defs.alerts import DropAlerts
-from segment_assets.defs.drops import PROVIDER_TABLES, TABLE_PROVIDERS, by_table, flag_drops
-from segment_assets.defs.incident_log import EXPIRED, RECOVERED, IncidentLog, expired, recovered
+from segment_assets.defs.drops import (
+    PROVIDER_TABLES,
+    SEGMENT_KEY,
+    TABLE_PROVIDERS,
+    by_table,
+    flag_drops,
+)
+from segment_assets.defs.incident_log import (
+    EXPIRED,
+    RECOVERED,
+    IncidentLog,
+    expired,
+    recovered,
+    still_down,
+)
 from segment_assets.defs.new_materializations import NewMaterializations, account_notes
 from segment_assets.defs.sensor_cursor import CursorError, DropSensorCursor, start_over_hint
 from segment_assets.detection.configured import within_alert_age
@@ -187,11 +200,16 @@ class DropSensorTick:
         incidents.close(watch.loc[old, "incident_id"].tolist(), day, EXPIRED)
         self.recoveries(partition, records, incidents, recovered(watch[~old], judged.back), cursor)
         url = self.alerts.webserver_url
-        alerted = {asset: self.to_alert(asset, partition, found[asset], age) for asset in assets}
+        judged_drops = {asset: within_alert_age(found[asset], self.settings, age) for asset in assets}
+        unmuted = self.unmuted(watch[~old], judged.back, judged.drops, age)
         # Their incidents first: a store that stays busy stops the tick before any alert of
         # the day is sent, and the next tick judges the day again (no alert sent twice).
-        for drops in alerted.values():
-            incidents.open(drops, day)
+        for drops in judged_drops.values():
+            incidents.open(drops, day)  # muted ones too, not alerted
+        incidents.mark_alerted(unmuted["incident_id"].tolist())
+        alerted = {
+            asset: self.to_alert(asset, partition, judged_drops[asset], unmuted) for asset in assets
+        }
         for asset in assets:
             labels, failures = account_notes(records[asset])
             drops = alerted[asset]
@@ -215,14 +233,31 @@ class DropSensorTick:
                     cursor,
                 )
 
-    def to_alert(self, asset: str, partition: str, drops: pd.DataFrame, age: int) -> pd.DataFrame:
-        """The drops of ``asset`` that alert: those within their segment's age limit and not
-        held by a mute (muted ones are judged and shown in the check, but send nothing)."""
-        drops = within_alert_age(drops, self.settings, age)
+    def to_alert(
+        self, asset: str, partition: str, drops: pd.DataFrame, unmuted: pd.DataFrame
+    ) -> pd.DataFrame:
+        """The drops of ``asset`` that alert: those (within their segment's age limit) not
+        held by a mute — muted ones are judged and shown in the check, but send nothing —
+        and the segments of ``unmuted`` (see :meth:`unmuted`) of ``asset``."""
         if drops["muted"].any():
             self.log.info(f"{asset} {partition}: {int(drops['muted'].sum())} muted drop(s)")
             drops = drops[~drops["muted"]]
-        return drops
+        mine = unmuted[unmuted["provider"] == TABLE_PROVIDERS[asset]]
+        if mine.empty:
+            return drops
+        return pd.concat([drops, mine.drop(columns="incident_id")], ignore_index=True)
+
+    def unmuted(
+        self, watch: pd.DataFrame, back: pd.DataFrame, drops: pd.DataFrame, age: int
+    ) -> pd.DataFrame:
+        """The incidents opened under a mute that alert on this day: the segment is still
+        down, no mute holds, the segment's age limit allows it, and it did not drop anew
+        on this day (a new drop opens its own incident)."""
+        down = within_alert_age(still_down(watch, back), self.settings, age)
+        if down.empty or drops.empty:
+            return down
+        new = pd.MultiIndex.from_frame(drops[SEGMENT_KEY].astype(str))
+        return down[~pd.MultiIndex.from_frame(down[SEGMENT_KEY].astype(str)).isin(new)]
 
     def recoveries(
         self,
@@ -234,6 +269,10 @@ class DropSensorTick:
     ) -> None:
         """Close the incidents whose segment is back, with one recovered message per account
         (when they are switched on)."""
+        quiet = back[~back["alerted"].astype(bool)] if "alerted" in back else back.iloc[:0]
+        if len(quiet):  # their drop began under a mute and never alerted: nothing to take back
+            incidents.close(quiet["incident_id"].tolist(), dt.date.fromisoformat(partition), RECOVERED)
+            back = back.drop(quiet.index)
         for (provider, account), own in back.groupby(["provider", "account"], sort=True):
             asset = registry.get(provider).table
             labels, _ = account_notes(records[asset])
