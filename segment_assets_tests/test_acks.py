@@ -25,6 +25,7 @@ from segment_assets.defs.alerts import DropAlerts
 from segment_assets.defs.assets import segment_drops
 from segment_assets.defs.checks import check_result
 from segment_assets.defs.drops import flag_drops, to_table
+from segment_assets.defs.incident_log import INCIDENTS_TABLE
 from segment_assets.defs.sensor_cursor import DropSensorCursor
 from segment_assets.defs.sensors import DropSensorTick
 from segment_assets.store import DATABASE_URL_ENV, SegmentStore
@@ -79,6 +80,22 @@ def alerted(receiver, kind: str = "drops") -> list[tuple[str, set[str]]]:
         (a["partition"], {d["segment_name"] for d in a["drops" if kind == "drops" else kind]})
         for a in receiver.delivered(HOOK)
         if a["kind"] == kind
+    ]
+
+
+def incidents_of(store: SegmentStore, segment_id: str) -> list[tuple]:
+    """(opened_on, alerted, closed_on, closed_why) of the segment's incidents, oldest first."""
+    rows = store.read_rows(INCIDENTS_TABLE)
+    rows = rows[rows["segment_id"] == segment_id].sort_values("opened_on")
+    rows = rows.astype(object).where(rows.notna(), None)
+    return [
+        (
+            pd.Timestamp(r.opened_on).date(),
+            bool(r.alerted),
+            r.closed_on and pd.Timestamp(r.closed_on).date(),
+            r.closed_why,
+        )
+        for r in rows.itertuples()
     ]
 
 
@@ -141,8 +158,8 @@ def test_an_acknowledged_week_long_outage_then_a_real_drop_alerts_once_for_the_r
     assert flag_drops(store, [TABLE], fell).drops.empty
 
 
-def test_a_mute_holds_a_segments_alerts_until_its_last_day_then_it_alerts_again(
-    instance, duckdb_path, receiver, log
+def test_a_mute_holds_a_segments_alerts_until_its_last_day_then_it_alerts_if_still_down(
+    instance, duckdb_path, receiver, log, caplog
 ):
     last = YESTERDAY
     both_fell = last - 5 * DAY  # Segments 3 and 7 lose 70 % for a day
@@ -157,17 +174,44 @@ def test_a_mute_holds_a_segments_alerts_until_its_last_day_then_it_alerts_again(
                        dt.datetime(2026, 1, 1)))  # fmt: skip
 
     cursor = DropSensorCursor()
-    for day in span(both_fell, last):
+    for day in span(both_fell, muted_fell):
         tick_after(day, instance, store, receiver, log, cursor)
-    # Segment 7 alerts alone; the fall of Segment 3 that began inside the mute sends
-    # nothing, not even once the mute has ended; its next fall, after it recovered, alerts.
+    # While the mute holds, Segment 7 alerts alone. Segment 3's first fall, back the next
+    # day, is closed unsaid; its second fall, on the mute's last day, waits unsaid.
+    assert alerted(receiver) == [(both_fell.isoformat(), {name(7)})]
+    seg_3 = incidents_of(store, "seg-3")
+    assert seg_3 == [
+        (both_fell, False, both_fell + DAY, "recovered"),
+        (muted_fell, False, None, None),
+    ]
+
+    for day in span(muted_fell + DAY, last):
+        tick_after(day, instance, store, receiver, log, cursor)
+    # The day after the mute ended Segment 3 is still down: one alert, that day, saying so;
+    # the next day it is back (one recovered message); its next fall alerts as any drop.
     assert alerted(receiver) == [
         (both_fell.isoformat(), {name(7)}),
+        ((muted_fell + DAY).isoformat(), {name(3)}),
         (last.isoformat(), {name(3)}),
     ]
-    # Segment 7, alerted, is back the next day; Segment 3's muted fall opened no incident,
-    # so its return sends nothing.
-    assert alerted(receiver, "recovered") == [((both_fell + DAY).isoformat(), {name(7)})]
+    [late] = [a for a in receiver.delivered(HOOK) if a["partition"] == str(muted_fell + DAY)]
+    [drop] = late["drops"]
+    assert (drop["dropped_on"], drop["severity"]) == (muted_fell.isoformat(), "ERROR")
+    assert re.fullmatch(
+        rf"still \d+ % below expected after its mute ended \(dropped on {muted_fell}\)",
+        drop["reason"],
+    )
+    said = "still down after its mute ended (dropped on"
+    assert f"{name(3)} (seg-3): " in caplog.text and said in caplog.text
+    assert alerted(receiver, "recovered") == [
+        ((both_fell + DAY).isoformat(), {name(7)}),
+        ((muted_fell + 2 * DAY).isoformat(), {name(3)}),
+    ]
+    assert incidents_of(store, "seg-3") == [
+        (both_fell, False, both_fell + DAY, "recovered"),
+        (muted_fell, True, muted_fell + 2 * DAY, "recovered"),
+        (last, True, None, None),
+    ]
 
     # Muted drops are still judged and shown: in the check's result and in the rows of
     # segment_drops (both made from flag_drops, as the check and the asset make them).

@@ -15,11 +15,13 @@ import pandas as pd
 import psycopg
 import pytest
 
+from segment_assets.acks import Ack, add_ack
 from segment_assets.config.errors import ConfigurationError
 from segment_assets.defs import sensors
 from segment_assets.defs.alerts import DropAlerts, alerts_from_env
 from segment_assets.defs.incident_log import (
     DROPPED_AGAIN,
+    INCIDENT_TYPES,
     INCIDENTS_TABLE,
     OPEN_DAYS,
     IncidentLog,
@@ -180,6 +182,49 @@ def test_a_drop_alerts_once_stays_quiet_while_low_and_one_recovered_message_clos
     sent = len(receiver.requests)
     tick(instance, cursor, alerts)
     assert len(receiver.requests) == sent
+
+
+def test_a_fall_under_a_mute_that_is_back_before_it_ends_alerts_nobody_on_either_store(
+    any_store: SegmentStore, instance, receiver
+):
+    """The incidents table was written before incidents knew whether they alerted: its
+    open incident counts as alerted, and the table gains the column on the next write."""
+    first = YESTERDAY - dt.timedelta(days=2)
+    write_days(any_store, first - dt.timedelta(days=9), first - dt.timedelta(days=1), APPS)
+    earlier = first - dt.timedelta(days=1)
+    old_columns = {k: v for k, v in INCIDENT_TYPES.items() if k != "alerted"}
+    steady = {"provider": "onesignal", "account": STEADY, "segment_id": f"{STEADY}-seg-1"}
+    any_store.append_rows(
+        INCIDENTS_TABLE,
+        pd.DataFrame([{**steady, "incident_id": f"onesignal|{STEADY}|{STEADY}-seg-1|{earlier}",
+                       "segment_name": f"{STEADY} segment 1", "opened_on": earlier,
+                       "scope": "segment", "severity": "ERROR", "reason": "−90 %",
+                       "user_count": 270, "expected": 2700.0, "vanished": False}]),
+        old_columns,
+    )  # fmt: skip
+    # The broken app's integration is being rebuilt: the whole app is muted up to day 1.
+    until = first + dt.timedelta(days=1)
+    add_ack(any_store, Ack("mb", "mute", "onesignal", BROKEN, None, None, until, "rebuild",
+                           dt.datetime(2026, 1, 1)))  # fmt: skip
+    alerts = DropAlerts(alert_webhook_url=receiver.url(HOOK))
+    cursor: str | None = None
+    for n, changed in enumerate([{(BROKEN, 2): 0.1}, {}, {}]):
+        day = first + dt.timedelta(days=n)
+        write_day(any_store, day, APPS, changed)
+        report(instance, day, LABELS)
+        cursor = tick(instance, cursor, alerts).cursor
+
+    # Day 0: the steady app's old incident is back (one recovered message); the broken
+    # app's segment falls under the mute (nothing said). Day 1: it is back while the mute
+    # still holds: its incident closes, unsaid. Day 2: nothing.
+    [recovered] = receiver.delivered(HOOK)
+    assert (recovered["kind"], recovered["account"]) == ("recovered", STEADY)
+    rows = incidents(any_store)
+    muted_fall = rows.loc[f"{BROKEN}-seg-2"]
+    assert (muted_fall["opened_on"], muted_fall["closed_on"]) == (first, first + dt.timedelta(1))
+    assert (muted_fall["closed_why"], bool(muted_fall["alerted"])) == ("recovered", False)
+    assert rows.loc[f"{STEADY}-seg-1", "closed_why"] == "recovered"
+    assert pd.isna(rows.loc[f"{STEADY}-seg-1", "alerted"])  # as written, read as alerted
 
 
 def test_the_recovery_switch_takes_on_or_off_and_says_what_else_it_takes(monkeypatch):

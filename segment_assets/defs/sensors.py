@@ -200,7 +200,9 @@ class DropSensorTick:
         incidents.close(watch.loc[old, "incident_id"].tolist(), day, EXPIRED)
         self.recoveries(partition, records, incidents, recovered(watch[~old], judged.back), cursor)
         url = self.alerts.webserver_url
-        judged_drops = {asset: within_alert_age(found[asset], self.settings, age) for asset in assets}
+        judged_drops = {
+            asset: within_alert_age(found[asset], self.settings, age) for asset in assets
+        }
         unmuted = self.unmuted(watch[~old], judged.back, judged.drops, age)
         # Their incidents first: a store that stays busy stops the tick before any alert of
         # the day is sent, and the next tick judges the day again (no alert sent twice).
@@ -271,7 +273,9 @@ class DropSensorTick:
         (when they are switched on)."""
         quiet = back[~back["alerted"].astype(bool)] if "alerted" in back else back.iloc[:0]
         if len(quiet):  # their drop began under a mute and never alerted: nothing to take back
-            incidents.close(quiet["incident_id"].tolist(), dt.date.fromisoformat(partition), RECOVERED)
+            incidents.close(
+                quiet["incident_id"].tolist(), dt.date.fromisoformat(partition), RECOVERED
+            )
             back = back.drop(quiet.index)
         for (provider, account), own in back.groupby(["provider", "account"], sort=True):
             asset = registry.get(provider).table
