@@ -67,6 +67,7 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
         "reason": "vanished: segment no longer listed (was 1,200 users)",
         "scope": "segment",
         "definition_changed_on": None,
+        "dropped_on": None,  # an ordinary drop: it alerts on the day it dropped
         "vanished": True,
     }
     assert hook == {
@@ -94,6 +95,7 @@ def test_slack_gets_a_readable_message_and_the_webhook_the_documented_payload(re
                 "reason": "5,400 → 510 users (−91 %) vs 5,380 expected",
                 "scope": "segment",
                 "definition_changed_on": None,
+                "dropped_on": None,
                 "vanished": False,
             },
             winter_sale,

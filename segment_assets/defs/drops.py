@@ -70,7 +70,12 @@ DROPS_COLUMNS: tuple[schema.Column, ...] = (
         "'account' when most of the account's segments fell (or vanished) that day, an "
         "account-wide incident; else 'segment'.",
     ),
-    schema.Column("muted", "BOOLEAN", "A mute held: judged and shown, but no alert was sent."),
+    schema.Column(
+        "muted",
+        "BOOLEAN",
+        "A mute held: judged and shown, but no alert was sent that day (one follows if the "
+        "segment is still down after the mute ends).",
+    ),
     schema.Column(
         CAUSE_COLUMN,
         "DATE",

@@ -17,8 +17,10 @@ Open-source Dagster does not alert on failed asset checks, so this sensor does. 
    quiet); a partition older than every segment's is not judged at all;
 4. on each judged day, the open incidents (``segments.segment_incidents``, see
    :mod:`~segment_assets.defs.incident_log`) whose segment is back are closed, with one
-   ``recovered`` message per account (unless ``DropAlerts.recovery_messages`` is off), and
-   every drop alerted opens one.
+   ``recovered`` message per account (unless ``DropAlerts.recovery_messages`` is off, or
+   the incident never alerted), and every drop alerted opens one. A muted drop opens one
+   not alerted; once no mute holds, if its segment is still down, it alerts once with the
+   account's drops of that day and is marked alerted.
 
 Its cursor (where it is, and the alerts not delivered yet) is
 :mod:`~segment_assets.defs.sensor_cursor`; it reads the event log with
@@ -314,9 +316,10 @@ def build_drop_sensor(name: str = "segment_drop_sensor") -> dg.SensorDefinition:
             "Alerts once per provider account and new partition with dropped segments, and "
             "for accounts whose snapshot failed (Dagster log, Slack, JSON webhook), from the "
             "stored snapshots; never for partitions older than the segment's "
-            "alert_max_age_days (default 2 days), so backfills stay quiet. A segment that "
-            "alerted and is back gets one recovered message. Failed deliveries are retried on "
-            "the next tick."
+            "alert_max_age_days (default 2 days), so backfills stay quiet. A drop that began "
+            "under a mute alerts once the mute has ended if the segment is still down. A "
+            "segment that alerted and is back gets one recovered message. Failed deliveries "
+            "are retried on the next tick."
         ),
     )
     def segment_drop_sensor(
