@@ -9,6 +9,7 @@ reported by type and status only. What an alert says is in
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -101,3 +102,18 @@ def alerts_from_env(environ: dict[str, str] | None = None) -> DropAlerts:
         if (env.get(variable) or "").strip():
             settings[field_name] = dg.EnvVar(variable)
     return DropAlerts(**settings)
+
+
+def deliver_all(
+    alert: DropAlert, channels: Sequence[str], alerts: DropAlerts, log: Any
+) -> list[str]:
+    """Deliver on each channel; return the channels that failed (to retry next tick)."""
+    failed = []
+    for channel in channels:
+        error = alerts.deliver(alert, channel)
+        if error is None:
+            log.info(f"drop alert {alert.key} sent to {channel}")
+        else:
+            log.warning(f"drop alert {alert.key}: {channel} failed ({error}); retrying next tick")
+            failed.append(channel)
+    return failed

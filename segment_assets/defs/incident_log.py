@@ -13,9 +13,10 @@ said). It closes one on a later judged day with the day and why:
   sensor did not judge, e.g. on a day too old to alert); the new drop opens a new incident.
 
 An incident not alerted (its drop began while a mute held) is alerted once, on the first
-judged day its segment is still down and no mute holds (:func:`still_down`), and from then
-on is like any other (:meth:`IncidentLog.mark_alerted`). Rows written before the ``alerted``
-column existed count as alerted; the table gains the column on the next write.
+judged day its segment is still down and no mute holds (see
+:mod:`~segment_assets.defs.mute_ends`), and from then on is like any other
+(:meth:`IncidentLog.mark_alerted`). Rows written before the ``alerted`` column existed
+count as alerted; the table gains the column on the next write.
 
 Only the store's small-table calls are used (``append_rows``, ``read_rows``,
 ``update_rows``), so incidents live in the DuckDB file or the PostgreSQL database alike,
@@ -209,38 +210,6 @@ def recovered(watch: pd.DataFrame, back: pd.DataFrame) -> pd.DataFrame:
     out["low"] = pd.to_numeric(out["low"], errors="coerce").round().astype("Int64")
     out["vanished"] = out["vanished"].astype("boolean").fillna(False).astype(bool)
     return out.sort_values("user_count", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def still_down(watch: pd.DataFrame, back: pd.DataFrame) -> pd.DataFrame:
-    """The watched incidents not alerted yet whose segment is judged, not back and not
-    muted on the day (``back`` has ``muted``): one row each in the shape of a ``flag_drops``
-    drop of the day, to alert now. ``reason`` says how far below expected it still is after
-    its mute ended, ``dropped_on`` the day it dropped; ``severity`` and ``scope`` are the
-    incident's, and a vanished segment that is listed again but still low is a fall."""
-    quiet = watch[~watch["alerted"].astype(bool)]
-    if quiet.empty or back.empty:
-        return _still_down_frame(pd.DataFrame(columns=[*KEY, "segment_name"]))
-    now = back[~back["back"] & ~back["muted"].astype(bool)].astype({name: str for name in KEY})
-    incidents = quiet.astype({name: str for name in KEY})[
-        [*KEY, "incident_id", "segment_name", "opened_on", "severity", "scope"]
-    ].rename(columns={"segment_name": "name_then"})
-    out = now.merge(incidents, on=KEY)
-    out["segment_name"] = out["segment_name"].where(out["segment_name"].notna(), out["name_then"])
-    out["dropped_on"] = out["opened_on"].dt.strftime("%Y-%m-%d")
-    out["reason"] = [
-        f"still {pct:.0f} % below expected after its mute ended (dropped on {day})"
-        for pct, day in zip(out["drop_pct"], out["dropped_on"], strict=True)
-    ]
-    return _still_down_frame(out)
-
-
-def _still_down_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    columns = [*KEY, "segment_name", "user_count", "expected", "drop_pct", "severity",
-               "reason", "scope", "dropped_on", "incident_id"]  # fmt: skip
-    out = rows.reindex(columns=columns)
-    out["before"] = pd.array([pd.NA] * len(out), dtype="Int64")
-    out["muted"] = False
-    return out.reset_index(drop=True)
 
 
 def expired(watch: pd.DataFrame, day: dt.date) -> pd.Series:

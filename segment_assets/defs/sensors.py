@@ -41,24 +41,18 @@ from segment_assets.config.detection import DetectionSettings, detection_setting
 from segment_assets.defs.alert_payload import RECOVERED as RECOVERED_KIND
 from segment_assets.defs.alert_payload import DropAlert
 from segment_assets.defs.alert_text import alert_headline, log_text
-from segment_assets.defs.alerts import DropAlerts
+from segment_assets.defs.alerts import DropAlerts, deliver_all
 from segment_assets.defs.drops import (
     PROVIDER_TABLES,
-    SEGMENT_KEY,
     TABLE_PROVIDERS,
     by_table,
     flag_drops,
 )
-from segment_assets.defs.incident_log import (
-    EXPIRED,
-    RECOVERED,
-    IncidentLog,
-    expired,
-    recovered,
-    still_down,
-)
+from segment_assets.defs.incident_log import EXPIRED, RECOVERED, IncidentLog, expired, recovered
+from segment_assets.defs.mute_ends import after_mutes, alerting
 from segment_assets.defs.new_materializations import NewMaterializations, account_notes
 from segment_assets.defs.sensor_cursor import CursorError, DropSensorCursor, start_over_hint
+from segment_assets.defs.tick_report import TickReport
 from segment_assets.detection.configured import within_alert_age
 from segment_assets.providers import registry
 from segment_assets.store import SegmentStore, store_from_env
@@ -69,41 +63,9 @@ TICK_BUDGET_SECONDS = 40.0  # of Dagster's 60 s per tick
 LOCK_WAIT_SECONDS = 10.0
 
 
-@dataclass
-class TickReport:
-    alerts: int = 0
-    delivered_late: int = 0
-    old_partitions: int = 0
-    partitions: int = 0
-    stopped: str | None = None
-
-    def text(self) -> str:
-        parts = [f"{self.partitions} new partition(s), {self.alerts} alert(s)"]
-        if self.delivered_late:
-            parts.append(f"{self.delivered_late} earlier alert(s) delivered")
-        if self.old_partitions:
-            parts.append(f"{self.old_partitions} partition(s) too old to alert")
-        if self.stopped:
-            parts.append(f"stopped early: {self.stopped}")
-        return "; ".join(parts)
-
-
 def partition_age_days(partition: str, today: dt.date) -> int:
     """Days between a daily partition and today (yesterday's partition is 1 day old)."""
     return (today - dt.date.fromisoformat(partition)).days
-
-
-def send(alert: DropAlert, channels: Sequence[str], alerts: DropAlerts, log: Any) -> list[str]:
-    """Deliver on each channel; return the channels that failed (to retry next tick)."""
-    failed = []
-    for channel in channels:
-        error = alerts.deliver(alert, channel)
-        if error is None:
-            log.info(f"drop alert {alert.key} sent to {channel}")
-        else:
-            log.warning(f"drop alert {alert.key}: {channel} failed ({error}); retrying next tick")
-            failed.append(channel)
-    return failed
 
 
 @dataclass
@@ -141,7 +103,7 @@ class DropSensorTick:
                 )
                 del cursor.pending[key]
                 continue
-            failed = send(alert, entry["channels"], self.alerts, self.log)
+            failed = deliver_all(alert, entry["channels"], self.alerts, self.log)
             if failed:
                 entry["channels"] = failed
             else:
@@ -205,7 +167,7 @@ class DropSensorTick:
         judged_drops = {
             asset: within_alert_age(found[asset], self.settings, age) for asset in assets
         }
-        unmuted = self.unmuted(watch[~old], judged.back, judged.drops, age)
+        unmuted = after_mutes(watch[~old], judged.back, judged.drops, self.settings, age)
         # Their incidents first: a store that stays busy stops the tick before any alert of
         # the day is sent, and the next tick judges the day again (no alert sent twice).
         for drops in judged_drops.values():
@@ -240,28 +202,10 @@ class DropSensorTick:
     def to_alert(
         self, asset: str, partition: str, drops: pd.DataFrame, unmuted: pd.DataFrame
     ) -> pd.DataFrame:
-        """The drops of ``asset`` that alert: those (within their segment's age limit) not
-        held by a mute — muted ones are judged and shown in the check, but send nothing —
-        and the segments of ``unmuted`` (see :meth:`unmuted`) of ``asset``."""
+        """:func:`alerting` drops of ``asset``, saying in the log how many a mute holds."""
         if drops["muted"].any():
             self.log.info(f"{asset} {partition}: {int(drops['muted'].sum())} muted drop(s)")
-            drops = drops[~drops["muted"]]
-        mine = unmuted[unmuted["provider"] == TABLE_PROVIDERS[asset]]
-        if mine.empty:
-            return drops
-        return pd.concat([drops, mine.drop(columns="incident_id")], ignore_index=True)
-
-    def unmuted(
-        self, watch: pd.DataFrame, back: pd.DataFrame, drops: pd.DataFrame, age: int
-    ) -> pd.DataFrame:
-        """The incidents opened under a mute that alert on this day: the segment is still
-        down, no mute holds, the segment's age limit allows it, and it did not drop anew
-        on this day (a new drop opens its own incident)."""
-        down = within_alert_age(still_down(watch, back), self.settings, age)
-        if down.empty or drops.empty:
-            return down
-        new = pd.MultiIndex.from_frame(drops[SEGMENT_KEY].astype(str))
-        return down[~pd.MultiIndex.from_frame(down[SEGMENT_KEY].astype(str)).isin(new)]
+        return alerting(drops, unmuted, TABLE_PROVIDERS[asset])
 
     def recoveries(
         self,
@@ -297,7 +241,7 @@ class DropSensorTick:
             self.log.info(log_text(alert))
         else:
             self.log.warning(log_text(alert))
-        failed = send(alert, self.alerts.channels(), self.alerts, self.log)
+        failed = deliver_all(alert, self.alerts.channels(), self.alerts, self.log)
         if failed:
             cursor.pending[alert.key] = {"alert": alert.payload(), "channels": failed}
         else:
