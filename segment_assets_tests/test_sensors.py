@@ -12,7 +12,7 @@ import pytest
 
 from segment_assets.defs.alert_payload import DropAlert
 from segment_assets.defs.alerts import DropAlerts
-from segment_assets.defs.drops import PROVIDER_TABLES, flag_drops, flag_drops_by_table
+from segment_assets.defs.drops import PROVIDER_TABLES, by_table, flag_drops
 from segment_assets.defs.sensor_cursor import CursorError, DropSensorCursor
 from segment_assets.defs.sensors import DropSensorTick, segment_drop_sensor
 from segment_assets.providers import registry, schema
@@ -344,7 +344,7 @@ def test_a_tick_stopped_between_days_resumes_with_the_next_day_of_every_provider
 def test_the_drops_of_several_tables_split_per_table_are_each_tables_own(duckdb_path):
     write_steady_store(duckdb_path, YESTERDAY)
     store = DuckDBStore(duckdb_path)
-    together = flag_drops_by_table(store, PROVIDER_TABLES, YESTERDAY)
+    together = by_table(flag_drops(store, PROVIDER_TABLES, YESTERDAY).drops, PROVIDER_TABLES)
     assert list(together) == list(PROVIDER_TABLES)
     for table in PROVIDER_TABLES:
         alone = flag_drops(store, [table], YESTERDAY).drops

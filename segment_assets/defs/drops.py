@@ -5,8 +5,8 @@ Each read is one :meth:`~segment_assets.store.SegmentStore.read_history` of the
 ``HISTORY_DAYS_NEEDED`` days the detector uses, over all the tables asked for (and one read
 of the small table of acknowledgements and mutes, :mod:`segment_assets.acks`); the sensor
 judges the partitions of one day across the provider tables with a single read and a
-single detection (:func:`flag_drops_by_table`). How the check and ``segment_drops`` show them
-is :mod:`~segment_assets.defs.drops_shown`.
+single detection (:func:`flag_drops` of those tables, split by :func:`by_table`). How the
+check and ``segment_drops`` show them is :mod:`~segment_assets.defs.drops_shown`.
 """
 
 from __future__ import annotations
@@ -177,27 +177,14 @@ def extra_columns(table: str) -> tuple[str, ...]:
     return (*DETECTION_EXTRA_COLUMNS.get(table, ()), *CAUSE_EXTRA_COLUMNS.get(table, ()))
 
 
-def flag_drops_by_table(
-    store: SegmentStore,
-    tables: Sequence[str],
-    day: dt.date,
-    settings: DetectionSettings | None = None,
-    lock_wait_seconds: float = LOCK_RETRY_SECONDS,
-) -> dict[str, pd.DataFrame]:
-    """:func:`flag_drops` of several provider tables with one read and one detection, split
-    per table: ``{table: its drops}`` for every table of ``tables`` (an empty frame, with the
-    same columns, for a table without drops).
-
-    The detector judges each segment against its own history and each provider account on
-    its own, so this finds exactly what :func:`flag_drops` of each table alone finds.
-    """
-    drops = flag_drops(store, tables, day, settings, lock_wait_seconds=lock_wait_seconds).drops
-    return by_table(drops, tables)
-
-
 def by_table(drops: pd.DataFrame, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
     """``{table: its rows}`` of a frame of several provider tables' segments (by
-    ``provider``), for every table of ``tables``."""
+    ``provider``), for every table of ``tables`` (an empty frame, with the same columns, for
+    a table without rows).
+
+    The detector judges each segment against its own history and each provider account on
+    its own, so the drops :func:`flag_drops` finds over several tables, split per table, are
+    exactly what it finds for each table alone."""
     return {
         table: drops[drops["provider"] == TABLE_PROVIDERS[table]].reset_index(drop=True)
         for table in tables
