@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -249,15 +249,20 @@ def check_partition_frame(table: str, day: dt.date, frame: pd.DataFrame) -> None
         )
 
 
-def empty_day_accepted(metadata: Mapping[str, Any] | None) -> bool:
-    """Whether an output's metadata says the run accepted an empty day
-    (:data:`EMPTY_DAY_ACCEPTED`, a count or a Dagster metadata value of one)."""
-    accepted = (metadata or {}).get(EMPTY_DAY_ACCEPTED)
-    return bool(getattr(accepted, "value", accepted))
-
-
-def refuse_to_empty(table: str, day: dt.date, held: int) -> None:
-    """Raise :class:`StoreError` when an empty snapshot would replace ``held`` stored rows."""
+def guard_empty_day(
+    context: dg.OutputContext, obj: object, rows_held: Callable[[str, dt.date], int]
+) -> None:
+    """For the stores' IO managers: raise :class:`StoreError` when ``obj`` is an empty frame
+    for a partition whose day holds rows (``rows_held(table, day)``), unless the output's
+    metadata says the run accepted an empty day (:data:`EMPTY_DAY_ACCEPTED`, a count or a
+    Dagster metadata value of one)."""
+    if not (isinstance(obj, pd.DataFrame) and obj.empty and context.has_partition_key):
+        return
+    accepted = (context.output_metadata or {}).get(EMPTY_DAY_ACCEPTED)
+    if getattr(accepted, "value", accepted):
+        return
+    table, day = context.asset_key.path[-1], dt.date.fromisoformat(context.partition_key)
+    held = rows_held(table, day)
     if held:
         raise StoreError(
             f"refusing to replace the {held} stored rows of {table} for {day} with an empty "

@@ -33,13 +33,13 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from segment_assets.days import dates_of, sql_days_since
 from segment_assets.providers import registry, schema
 from segment_assets.store.base import (
+    HISTORY_COLUMNS,
     LOCK_RETRY_SECONDS,
     LOOKBACK_DAYS,
     SCHEMA,
     StoreBusyError,
     StoreError,
-    empty_day_accepted,
-    refuse_to_empty,
+    guard_empty_day,
 )
 
 DEFAULT_DATABASE = "data/segment_assets.duckdb"
@@ -277,14 +277,7 @@ class SegmentsDbIOManager(DbIOManager):
     """Refuses an empty frame over a partition that holds rows, unless it was decided."""
 
     def handle_output(self, context: OutputContext, obj: object) -> None:
-        if (
-            isinstance(obj, pd.DataFrame)
-            and obj.empty
-            and context.has_partition_key
-            and not empty_day_accepted(context.output_metadata)
-        ):
-            table, day = context.asset_key.path[-1], dt.date.fromisoformat(context.partition_key)
-            refuse_to_empty(table, day, rows_of_day(self._database, table, day))
+        guard_empty_day(context, obj, lambda table, day: rows_of_day(self._database, table, day))
         super().handle_output(context, obj)
 
 
@@ -374,14 +367,7 @@ def read_history(
     tables: Sequence[str],
     start: dt.date,
     end: dt.date,
-    columns: Sequence[str] = (
-        "provider",
-        "account",
-        "segment_id",
-        "segment_name",
-        "snapshot_date",
-        "user_count",
-    ),
+    columns: Sequence[str] = HISTORY_COLUMNS,
     extra_columns: dict[str, Sequence[str]] | None = None,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> pd.DataFrame:

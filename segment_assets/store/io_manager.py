@@ -11,7 +11,6 @@ a partition that holds rows unless the output says that was decided
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -35,8 +34,7 @@ from segment_assets.store.base import (
     DATABASE_URL_ENV,
     SCHEMA,
     StoreError,
-    empty_day_accepted,
-    refuse_to_empty,
+    guard_empty_day,
 )
 from segment_assets.store.postgres import DEFAULT_CONNECT_TIMEOUT, PostgresStore
 from segment_assets.store.types import column_types_of
@@ -174,14 +172,7 @@ class PostgresDbIOManager(DbIOManager):
         self.store = store
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
-        if (
-            isinstance(obj, pd.DataFrame)
-            and obj.empty
-            and context.has_partition_key
-            and not empty_day_accepted(context.output_metadata)
-        ):
-            table, day = context.asset_key.path[-1], dt.date.fromisoformat(context.partition_key)
-            refuse_to_empty(table, day, len(self.store.read_partition(table, day)))
+        guard_empty_day(context, obj, lambda table, day: len(self.store.read_partition(table, day)))
         super().handle_output(context, obj)
 
 
