@@ -81,6 +81,24 @@ class DuckDBStore:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_name(self.schema)}")
         conn.execute(f"CREATE TABLE IF NOT EXISTS {self._table(table)} ({columns})")
 
+    @contextmanager
+    def _transaction(
+        self, lock_wait_seconds: float = LOCK_RETRY_SECONDS
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction on the file: committed when the block ends, rolled back (keeping
+        the old rows) when it raises."""
+        with (
+            _as_store_errors(),
+            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
+        ):
+            conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
     def ensure_table(self, table: str, column_types: ColumnTypes) -> None:
         with _as_store_errors(), storage.connect(self.database) as conn:
             self._create(conn, table, column_types)
@@ -93,24 +111,18 @@ class DuckDBStore:
         column_types: ColumnTypes | None = None,
     ) -> int:
         check_partition_frame(table, day, frame)
-        with _as_store_errors(), storage.connect(self.database) as conn:
-            conn.begin()
-            try:
-                self._create(conn, table, column_types or column_types_of(frame))
+        with self._transaction() as conn:
+            self._create(conn, table, column_types or column_types_of(frame))
+            conn.execute(
+                f"DELETE FROM {self._table(table)} WHERE snapshot_date = $day", {"day": day}
+            )
+            if len(frame):
+                conn.register("segment_assets_partition", frame)
                 conn.execute(
-                    f"DELETE FROM {self._table(table)} WHERE snapshot_date = $day", {"day": day}
+                    f"INSERT INTO {self._table(table)} BY NAME "
+                    "SELECT * FROM segment_assets_partition"
                 )
-                if len(frame):
-                    conn.register("segment_assets_partition", frame)
-                    conn.execute(
-                        f"INSERT INTO {self._table(table)} BY NAME "
-                        "SELECT * FROM segment_assets_partition"
-                    )
-                    conn.unregister("segment_assets_partition")
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+                conn.unregister("segment_assets_partition")
         return len(frame)
 
     def read_partition(
@@ -180,33 +192,24 @@ class DuckDBStore:
         unknown = [str(c) for c in frame.columns if c not in column_types]
         if unknown:
             raise StoreError(f"{self.schema}.{table} has no column {', '.join(unknown)}")
-        with (
-            _as_store_errors(),
-            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
-        ):
-            conn.begin()
-            try:
-                self._create(conn, table, column_types)
-                for name, kind in column_types.items():
-                    conn.execute(
-                        f"ALTER TABLE {self._table(table)} ADD COLUMN IF NOT EXISTS "
-                        f"{_name(name)} {kind}"
-                    )
-                if len(frame):
-                    typed = ", ".join(
-                        f"CAST({_name(str(c))} AS {column_types[c]}) AS {_name(str(c))}"
-                        for c in frame.columns
-                    )
-                    conn.register("segment_assets_rows", frame)
-                    conn.execute(
-                        f"INSERT INTO {self._table(table)} BY NAME "
-                        f"SELECT {typed} FROM segment_assets_rows"
-                    )
-                    conn.unregister("segment_assets_rows")
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+        with self._transaction(lock_wait_seconds) as conn:
+            self._create(conn, table, column_types)
+            for name, kind in column_types.items():
+                conn.execute(
+                    f"ALTER TABLE {self._table(table)} ADD COLUMN IF NOT EXISTS "
+                    f"{_name(name)} {kind}"
+                )
+            if len(frame):
+                typed = ", ".join(
+                    f"CAST({_name(str(c))} AS {column_types[c]}) AS {_name(str(c))}"
+                    for c in frame.columns
+                )
+                conn.register("segment_assets_rows", frame)
+                conn.execute(
+                    f"INSERT INTO {self._table(table)} BY NAME "
+                    f"SELECT {typed} FROM segment_assets_rows"
+                )
+                conn.unregister("segment_assets_rows")
         return len(frame)
 
     def read_rows(self, table: str, lock_wait_seconds: float = LOCK_RETRY_SECONDS) -> pd.DataFrame:
@@ -228,21 +231,18 @@ class DuckDBStore:
         values: Mapping[str, Any],
         lock_wait_seconds: float = LOCK_RETRY_SECONDS,
     ) -> int:
-        if not values or not keys or not self.existing_tables([table]):
+        if not values or not keys:
             return 0
         names = list(values)
         assignments = ", ".join(f"{_name(n)} = ${i + 1}" for i, n in enumerate(names))
         key = len(names) + 1
-        with (
-            _as_store_errors(),
-            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
-        ):
-            changed = conn.execute(
-                f"UPDATE {self._table(table)} SET {assignments} "
-                f"WHERE list_contains(${key}, {_name(key_column)})",
-                [*(values[n] for n in names), list(keys)],
-            ).fetchone()
-        return int(changed[0]) if changed else 0
+        return self._change_rows(
+            table,
+            f"UPDATE {self._table(table)} SET {assignments} "
+            f"WHERE list_contains(${key}, {_name(key_column)})",
+            [*(values[n] for n in names), list(keys)],
+            lock_wait_seconds,
+        )
 
     def remove_rows(
         self,
@@ -251,17 +251,27 @@ class DuckDBStore:
         keys: Sequence[Any],
         lock_wait_seconds: float = LOCK_RETRY_SECONDS,
     ) -> int:
-        if not keys or not self.existing_tables([table]):
+        if not keys:
             return 0
-        with (
-            _as_store_errors(),
-            storage.connect(self.database, lock_wait_seconds=lock_wait_seconds) as conn,
-        ):
-            removed = conn.execute(
-                f"DELETE FROM {self._table(table)} WHERE list_contains($1, {_name(key_column)})",
-                [list(keys)],
-            ).fetchone()
-        return int(removed[0]) if removed else 0
+        return self._change_rows(
+            table,
+            f"DELETE FROM {self._table(table)} WHERE list_contains($1, {_name(key_column)})",
+            [list(keys)],
+            lock_wait_seconds,
+        )
+
+    def _change_rows(
+        self, table: str, statement: str, params: list[Any], lock_wait_seconds: float
+    ) -> int:
+        """Run one UPDATE or DELETE of a small table, with one open of the file; the rows it
+        changed (0 when the file or the table does not exist)."""
+        if not Path(self.database).exists():
+            return 0
+        with self._transaction(lock_wait_seconds) as conn:
+            if not storage.table_exists(conn, table):
+                return 0
+            changed = conn.execute(statement, params).fetchone()
+        return int(changed[0]) if changed else 0
 
     def lock_account(
         self,
