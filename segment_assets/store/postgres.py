@@ -543,14 +543,8 @@ class PostgresStore:
             sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in values),
             sql.Identifier(key_column),
         )
-        with (
-            self.errors(f"cannot update {self.schema}.{table}"),
-            self.transaction(lock_wait_seconds=lock_wait_seconds) as conn,
-        ):
-            if not self.table_types(conn, [table]):
-                return 0
-            self.lock_table(conn, table)
-            return conn.execute(query, [*values.values(), list(keys)]).rowcount
+        params = [*values.values(), list(keys)]
+        return self._change_rows(table, "update", query, params, lock_wait_seconds)
 
     def remove_rows(
         self,
@@ -564,14 +558,26 @@ class PostgresStore:
         query = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
             self._name(table), sql.Identifier(key_column)
         )
+        return self._change_rows(table, "delete from", query, [list(keys)], lock_wait_seconds)
+
+    def _change_rows(
+        self,
+        table: str,
+        action: str,
+        query: sql.Composed,
+        params: list[Any],
+        lock_wait_seconds: float,
+    ) -> int:
+        """Run one UPDATE or DELETE of a small table, holding its writers' lock; the rows it
+        changed (0 when the table does not exist)."""
         with (
-            self.errors(f"cannot delete from {self.schema}.{table}"),
+            self.errors(f"cannot {action} {self.schema}.{table}"),
             self.transaction(lock_wait_seconds=lock_wait_seconds) as conn,
         ):
             if not self.table_types(conn, [table]):
                 return 0
             self.lock_table(conn, table)
-            return conn.execute(query, [list(keys)]).rowcount
+            return conn.execute(query, params).rowcount
 
     # -- account locks --------------------------------------------------------------------
     @contextmanager
