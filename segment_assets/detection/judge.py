@@ -91,7 +91,7 @@ def _newly_low(
     # From here on, the lookback days and as_of.
     cut = slice(BRIDGE_DAYS - LOOKBACK, None)
     count, variance, expected_log = count[:, cut], variance[:, cut], expected_log[:, cut]
-    low, recovered, fell = _judge(count, expected_log, variance, th)
+    low, recovered, fell = judge_days(count, expected_log, variance, th)
 
     # A day is judged once the segment has min_history_days observations before it.
     seen_before = np.cumsum(~np.isnan(obs), axis=1) - ~np.isnan(obs)
@@ -142,7 +142,7 @@ def _bridge(
     A slow, unalarming change of level is the short level's alone.
     """
     bridge = np.full(count.shape, np.nan)
-    low, _, _ = _judge(count, level_log, variance, th)
+    low, _, _ = judge_days(count, level_log, variance, th)
     rows = np.flatnonzero(low.any(axis=1))  # most segments had no incident
     count, low, level_log, season = count[rows], low[rows], level_log[rows], season[rows]
     start = low & ~previous_where(low, ~np.isnan(count), fill=False)
@@ -154,7 +154,7 @@ def _bridge(
     return bridge
 
 
-def _judge(
+def judge_days(
     count: np.ndarray, expected_log: np.ndarray, variance: np.ndarray, th: DropThresholds
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which counts are low (all three thresholds met), which are recovered (missing

@@ -43,10 +43,10 @@ def is_vanished(drops: pd.DataFrame) -> pd.Series:
 def _identity(win: Window, seg: np.ndarray, day: np.ndarray, with_name: bool) -> dict:
     pos = win.row_of[seg, day]
     names = ["provider", "account", "segment_id"] + (["segment_name"] if with_name else [])
-    return {name: _objects(win.rows[name][pos]) for name in names}
+    return {name: as_objects(win.rows[name][pos]) for name in names}
 
 
-def _objects(values: Any) -> np.ndarray:
+def as_objects(values: Any) -> np.ndarray:
     """Values as Python objects; a categorical's missing values as None (as DuckDB returns
     a NULL text)."""
     if isinstance(values, pd.Categorical):

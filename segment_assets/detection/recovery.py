@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from segment_assets.days import as_date
-from segment_assets.detection.judge import _judge, in_blocks
-from segment_assets.detection.output import _objects
+from segment_assets.detection.judge import in_blocks, judge_days
+from segment_assets.detection.output import as_objects
 from segment_assets.detection.season import Calendar
 from segment_assets.detection.thresholds import TODAY, DropThresholds
 from segment_assets.detection.window import Window
@@ -89,11 +89,11 @@ def judge_recovery(
     with np.errstate(divide="ignore", invalid="ignore"):
         expected_log = np.log1p(expected[seg])[:, None]
     # rule 7's recovered test, as the detector applies it (the noise plays no part in it)
-    _, recovered, _ = _judge(count[seg, None], expected_log, np.zeros_like(expected_log), th)
+    _, recovered, _ = judge_days(count[seg, None], expected_log, np.zeros_like(expected_log), th)
     pos = win.row_of[seg, TODAY]
-    out = {name: _objects(win.rows[name][pos]) for name in KEY}
+    out = {name: as_objects(win.rows[name][pos]) for name in KEY}
     if "segment_name" in win.rows:
-        out["segment_name"] = _objects(win.rows["segment_name"][pos])
+        out["segment_name"] = as_objects(win.rows["segment_name"][pos])
     else:
         out["segment_name"] = np.full(seg.size, None, dtype=object)
     frame = pd.DataFrame(out)
