@@ -33,14 +33,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     ValidatorFunctionWrapHandler,
     create_model,
     model_validator,
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from segment_assets.config.reraise import again
+from segment_assets.config.reraise import validated
 from segment_assets.detection.thresholds import HISTORY_DAYS_NEEDED
 from segment_assets.providers import registry
 
@@ -137,13 +136,7 @@ class SegmentRuleFile(SegmentValues):
             problems.append(
                 _problem(f"a rule must set at least one of {', '.join(SEGMENT_SETTINGS)}", data)
             )
-        try:
-            rule = handler(data)
-        except ValidationError as exc:
-            problems = [again(e) for e in exc.errors()] + problems
-        if problems:
-            raise ValidationError.from_exception_data(cls.__name__, problems)
-        return rule
+        return validated(handler, data, problems, cls.__name__)
 
     def target(self) -> str:
         """The rule's segments in words: ``id 49382cec`` or ``name 'Test *'``."""

@@ -22,7 +22,6 @@ from pydantic import (
     ConfigDict,
     StringConstraints,
     TypeAdapter,
-    ValidationError,
     ValidatorFunctionWrapHandler,
     create_model,
     model_validator,
@@ -32,7 +31,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from segment_assets.config.detection_file import DETECTION, DETECTION_FILE, AccountDetectionFile
 from segment_assets.config.errors import ACCOUNT_NAME_RULE, ENV_SUFFIX
-from segment_assets.config.reraise import again
+from segment_assets.config.reraise import validated
 from segment_assets.providers import registry
 from segment_assets.providers.http import validate_base_url
 from segment_assets.providers.registry import Provider
@@ -132,13 +131,7 @@ class AccountSettings(BaseModel):
                 if setting.form == "text":
                     give = f"{setting.name}: … or {give}"
                 problems.append(_problem(None, f"{setting.name} is required (give {give})"))
-        try:
-            account = handler(kept)
-        except ValidationError as exc:
-            problems = [again(error) for error in exc.errors()] + problems
-        if problems:
-            raise ValidationError.from_exception_data(cls.__name__, problems)
-        return account
+        return validated(handler, kept, problems, cls.__name__)
 
     def values(self) -> dict[str, Any]:
         """The settings written as values in the file: setting → value."""
